@@ -1,0 +1,185 @@
+//! Who is calling: an organization's API key (`X-API-Key` or `Authorization: Bearer`), or the
+//! operator of the server (`Authorization: Bearer $MONCRENEAU_ADMIN_TOKEN`).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::domain::keys::{allows, hash_key, key_mode, Scope};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::startup::AppState;
+
+/// A caller authenticated by an organization's API key. Every query it leads to is filtered by
+/// `organization_id` and `livemode`, so other tenants and the other mode stay invisible.
+#[derive(Debug, Clone)]
+pub struct ApiKeyAuth {
+    pub key_id: String,
+    pub organization_id: i64,
+    pub livemode: bool,
+    pub scopes: Vec<Scope>,
+}
+
+impl ApiKeyAuth {
+    /// 403 `INSUFFICIENT_SCOPE` unless the key holds `scope` (or `api:admin`).
+    pub fn require(&self, scope: Scope) -> ApiResult<()> {
+        if allows(&self.scopes, scope) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::InsufficientScope,
+                format!("This API key lacks the scope {}", scope.as_str()),
+            )
+            .with_detail("requiredScope", scope.as_str()))
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    organization_id: i64,
+    livemode: bool,
+    scopes: Vec<String>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl FromRequestParts<AppState> for ApiKeyAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = presented_token(&parts.headers, true)?;
+        if key_mode(&key).is_none() {
+            return Err(malformed());
+        }
+        let row: Option<KeyRow> = sqlx::query_as(
+            "SELECT id, organization_id, livemode, scopes, expires_at, revoked_at
+               FROM api_keys WHERE key_hash = $1",
+        )
+        .bind(hash_key(&key))
+        .fetch_optional(&state.pool)
+        .await?;
+        let row =
+            row.ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "The API key is not valid"))?;
+        let now = Utc::now();
+        if row.revoked_at.is_some() || row.expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::new(
+                ErrorCode::ExpiredApiKey,
+                "The API key has expired or was revoked",
+            ));
+        }
+        Ok(Self {
+            key_id: row.id,
+            organization_id: row.organization_id,
+            livemode: row.livemode,
+            scopes: row.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+        })
+    }
+}
+
+/// The operator of the server. Without `MONCRENEAU_ADMIN_TOKEN` the operator API does not exist.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(expected) = state.settings.admin_token.as_deref() else {
+            return Err(ApiError::new(ErrorCode::NotFound, "Not found"));
+        };
+        let token = presented_token(&parts.headers, false)?;
+        // Compare digests so the time taken says nothing about the token.
+        if Sha256::digest(token.as_bytes()) == Sha256::digest(expected.as_bytes()) {
+            Ok(Operator)
+        } else {
+            Err(ApiError::new(
+                ErrorCode::InvalidApiKey,
+                "The operator token is not valid",
+            ))
+        }
+    }
+}
+
+fn malformed() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidTokenFormat,
+        "Malformed credentials: expected X-API-Key: mk_test_… / mk_live_… or Authorization: Bearer <key>",
+    )
+}
+
+/// The token of `Authorization: Bearer …` or, where allowed, `X-API-Key`.
+fn presented_token(headers: &HeaderMap, accept_api_key_header: bool) -> ApiResult<String> {
+    if accept_api_key_header {
+        if let Some(value) = headers.get("x-api-key") {
+            let key = value.to_str().map_err(|_| malformed())?.trim();
+            return if key.is_empty() {
+                Err(malformed())
+            } else {
+                Ok(key.to_owned())
+            };
+        }
+    }
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            ErrorCode::MissingApiKey,
+            "An API key is required: send X-API-Key or Authorization: Bearer",
+        ));
+    };
+    let value = value.to_str().map_err(|_| malformed())?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(malformed());
+    }
+    Ok(token.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn each_malformed_header_is_an_invalid_token_format() {
+        for value in ["Bearer", "Bearer ", "Basic abc", "Token abc", "Bearer a b"] {
+            let error = presented_token(&headers(&[("authorization", value)]), true).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidTokenFormat, "{value}");
+        }
+        let error = presented_token(&headers(&[("x-api-key", " ")]), true).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidTokenFormat);
+    }
+
+    #[test]
+    fn no_header_is_a_missing_key() {
+        let error = presented_token(&HeaderMap::new(), true).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::MissingApiKey);
+    }
+
+    #[test]
+    fn both_header_styles_carry_the_key() {
+        assert_eq!(
+            presented_token(&headers(&[("x-api-key", "k1")]), true).unwrap(),
+            "k1"
+        );
+        assert_eq!(
+            presented_token(&headers(&[("authorization", "bearer k2")]), true).unwrap(),
+            "k2"
+        );
+    }
+}

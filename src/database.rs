@@ -1,0 +1,83 @@
+//! The database: created when missing, migrated at start, reached through one pool.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use tokio::time::Instant;
+
+use crate::config::Settings;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects (waiting at most `database_connect_timeout`), creates the database if it does not
+/// exist, and applies pending migrations.
+pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&settings.database_url)
+        .context("DATABASE_URL is not a valid postgres:// URL")?;
+    let deadline = Instant::now() + settings.database_connect_timeout;
+    ensure_database_exists(&options, deadline).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .context("cannot connect to the database")?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .context("cannot apply migrations")?;
+    Ok(pool)
+}
+
+async fn ensure_database_exists(
+    options: &PgConnectOptions,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let maintenance = options.clone().database("postgres");
+    let mut connection = loop {
+        match tokio::time::timeout_at(deadline, maintenance.connect()).await {
+            Ok(Ok(connection)) => break connection,
+            Ok(Err(error)) if Instant::now() + Duration::from_millis(250) < deadline => {
+                tracing::warn!("database not reachable yet: {error}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(Err(error)) => {
+                return Err(anyhow::Error::new(error).context("database unreachable, giving up"))
+            }
+            Err(_) => anyhow::bail!("database unreachable within the start-up timeout, giving up"),
+        }
+    };
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut connection)
+            .await?;
+    if !exists {
+        let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&statement).execute(&mut connection).await {
+            Ok(_) => tracing::info!(database = %name, "created the database"),
+            // Another process created it meanwhile.
+            Err(sqlx::Error::Database(error))
+                if matches!(error.code().as_deref(), Some("42P04") | Some("23505")) => {}
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context("cannot create the database"))
+            }
+        }
+    }
+    connection.close().await.ok();
+    Ok(())
+}
+
+/// Whether every migration this binary knows is applied (for `/ready`).
+pub async fn is_ready(pool: &PgPool) -> bool {
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Result<Option<i64>, _> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await;
+    matches!(applied, Ok(Some(version)) if version >= latest)
+}

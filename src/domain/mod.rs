@@ -1,0 +1,7 @@
+//! Pure types and rules, free of I/O.
+
+pub mod contact;
+pub mod datetime;
+pub mod keys;
+pub mod schedule;
+pub mod status;

@@ -1,0 +1,480 @@
+//! Opening hours, closures and the slots they offer. Pure: the one place where availability and
+//! booking both ask "is this a slot, and can it be booked now?", so the two never disagree.
+
+use std::collections::BTreeMap;
+
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+    Weekday,
+};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+pub const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// Minutes since local midnight, 0..=1440 ("24:00" closes a day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClockTime(u16);
+
+impl ClockTime {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (hours, minutes) = text.split_once(':')?;
+        if hours.len() != 2 || minutes.len() != 2 {
+            return None;
+        }
+        let hours: u16 = hours.parse().ok()?;
+        let minutes: u16 = minutes.parse().ok()?;
+        let total = hours * 60 + minutes;
+        (minutes < 60 && total <= 1440).then_some(Self(total))
+    }
+
+    pub fn minutes(self) -> u16 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ClockTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)
+    }
+}
+
+/// One opening range of a day, as written in the contract: `{"start": "08:00", "end": "12:00"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeText {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpeningRange {
+    pub start: ClockTime,
+    pub end: ClockTime,
+}
+
+/// Weekly opening hours, Monday first. A day without ranges is closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpeningHours {
+    days: [Vec<OpeningRange>; 7],
+}
+
+impl OpeningHours {
+    /// Validates the contract's map of weekday → ranges; errors name the bad day.
+    pub fn parse(map: &BTreeMap<String, Vec<RangeText>>) -> Result<Self, String> {
+        let mut hours = Self::default();
+        for (day, ranges) in map {
+            let index = WEEKDAYS
+                .iter()
+                .position(|name| name == day)
+                .ok_or_else(|| format!("{day:?} is not a weekday (monday..sunday)"))?;
+            let mut parsed = ranges
+                .iter()
+                .map(|range| {
+                    let start = ClockTime::parse(&range.start);
+                    let end = ClockTime::parse(&range.end);
+                    match (start, end) {
+                        (Some(start), Some(end)) if start < end => Ok(OpeningRange { start, end }),
+                        (Some(_), Some(_)) => Err(format!("{day}: start must be before end")),
+                        _ => Err(format!(
+                            "{day}: times must be HH:MM between 00:00 and 24:00"
+                        )),
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            parsed.sort_by_key(|range| range.start);
+            if parsed.windows(2).any(|pair| pair[1].start < pair[0].end) {
+                return Err(format!("{day}: ranges overlap"));
+            }
+            hours.days[index] = parsed;
+        }
+        Ok(hours)
+    }
+
+    pub fn on(&self, weekday: Weekday) -> &[OpeningRange] {
+        &self.days[weekday.num_days_from_monday() as usize]
+    }
+
+    /// The contract's form, every weekday present.
+    pub fn to_map(&self) -> BTreeMap<String, Vec<RangeText>> {
+        WEEKDAYS
+            .iter()
+            .zip(&self.days)
+            .map(|(day, ranges)| {
+                let ranges = ranges
+                    .iter()
+                    .map(|range| RangeText {
+                        start: range.start.to_string(),
+                        end: range.end.to_string(),
+                    })
+                    .collect();
+                ((*day).to_owned(), ranges)
+            })
+            .collect()
+    }
+}
+
+/// Days on which a department is closed, both ends inclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Closure {
+    pub start_date: NaiveDate,
+    pub end_date: NaiveDate,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A slot of the grid: its wall-clock start and its real instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub local: NaiveDateTime,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// Why a slot of the grid cannot be booked right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unbookable {
+    Past,
+    TooSoon,
+    TooFarAhead,
+}
+
+/// Why a requested start is not a slot at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotOffered {
+    Closed,
+    Misaligned,
+    Unbookable(Unbookable),
+}
+
+/// Everything about a department that decides its slots.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub timezone: Tz,
+    pub slot_minutes: u16,
+    pub opening_hours: OpeningHours,
+    pub closures: Vec<Closure>,
+    pub min_notice_minutes: i64,
+    pub max_advance_days: i64,
+}
+
+/// The instant of a wall-clock time: `None` in a DST gap, the earlier one in a DST fold.
+pub fn resolve_local(timezone: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    match timezone.from_local_datetime(&local) {
+        LocalResult::Single(at) => Some(at.with_timezone(&Utc)),
+        LocalResult::Ambiguous(first, second) => Some(first.min(second).with_timezone(&Utc)),
+        LocalResult::None => None,
+    }
+}
+
+impl Schedule {
+    pub fn is_closed_on(&self, date: NaiveDate) -> bool {
+        self.closures
+            .iter()
+            .any(|closure| closure.start_date <= date && date <= closure.end_date)
+    }
+
+    /// Every slot of a local date, in time order. Starts that do not exist (DST gap) are skipped;
+    /// repeated ones (DST fold) are offered once, at their earlier instant.
+    pub fn slots_on(&self, date: NaiveDate) -> Vec<Slot> {
+        if self.is_closed_on(date) {
+            return Vec::new();
+        }
+        let step = self.slot_minutes;
+        let mut slots = Vec::new();
+        for range in self.opening_hours.on(date.weekday()) {
+            let mut start = range.start.minutes();
+            while start + step <= range.end.minutes() {
+                let local = date.and_time(NaiveTime::MIN) + Duration::minutes(i64::from(start));
+                if let Some(starts_at) = resolve_local(self.timezone, local) {
+                    slots.push(Slot {
+                        local,
+                        starts_at,
+                        ends_at: starts_at + Duration::minutes(i64::from(step)),
+                    });
+                }
+                start += step;
+            }
+        }
+        slots
+    }
+
+    /// The slot that starts at `starts_at`, if the grid has one.
+    /// A start outside the opening ranges is `Closed`; inside one but off the grid, `Misaligned`.
+    pub fn slot_at(&self, starts_at: DateTime<Utc>) -> Result<Slot, NotOffered> {
+        let local = starts_at.with_timezone(&self.timezone).naive_local();
+        if let Some(slot) = self
+            .slots_on(local.date())
+            .into_iter()
+            .find(|slot| slot.starts_at == starts_at)
+        {
+            return Ok(slot);
+        }
+        let minute = (local.time() - NaiveTime::MIN).num_minutes();
+        let open = !self.is_closed_on(local.date())
+            && self
+                .opening_hours
+                .on(local.date().weekday())
+                .iter()
+                .any(|range| {
+                    i64::from(range.start.minutes()) <= minute
+                        && minute < i64::from(range.end.minutes())
+                });
+        Err(if open {
+            NotOffered::Misaligned
+        } else {
+            NotOffered::Closed
+        })
+    }
+
+    /// Whether a slot of the grid can be booked at `now`.
+    pub fn bookability(&self, slot: &Slot, now: DateTime<Utc>) -> Result<(), Unbookable> {
+        if slot.starts_at <= now {
+            return Err(Unbookable::Past);
+        }
+        if slot.starts_at < now + Duration::minutes(self.min_notice_minutes) {
+            return Err(Unbookable::TooSoon);
+        }
+        let today = now.with_timezone(&self.timezone).date_naive();
+        if slot.local.date() > today + Duration::days(self.max_advance_days) {
+            return Err(Unbookable::TooFarAhead);
+        }
+        Ok(())
+    }
+
+    /// The slot a booking for `starts_at` would take, if it can be booked at `now`.
+    pub fn offered_slot(
+        &self,
+        starts_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Slot, NotOffered> {
+        let slot = self.slot_at(starts_at)?;
+        self.bookability(&slot, now)
+            .map_err(NotOffered::Unbookable)?;
+        Ok(slot)
+    }
+}
+
+impl NotOffered {
+    pub fn explain(self) -> &'static str {
+        match self {
+            NotOffered::Closed => "The department is closed on that day",
+            NotOffered::Misaligned => "No slot of the department starts at that time",
+            NotOffered::Unbookable(Unbookable::Past) => "That slot is in the past",
+            NotOffered::Unbookable(Unbookable::TooSoon) => {
+                "That slot is sooner than the department's minimum notice"
+            }
+            NotOffered::Unbookable(Unbookable::TooFarAhead) => {
+                "That slot is beyond the department's booking horizon"
+            }
+        }
+    }
+
+    pub fn reason_code(self) -> &'static str {
+        match self {
+            NotOffered::Closed => "CLOSED",
+            NotOffered::Misaligned => "MISALIGNED",
+            NotOffered::Unbookable(Unbookable::Past) => "PAST",
+            NotOffered::Unbookable(Unbookable::TooSoon) => "TOO_SOON",
+            NotOffered::Unbookable(Unbookable::TooFarAhead) => "TOO_FAR_AHEAD",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paris_night_shift(step: u16) -> Schedule {
+        let ranges = vec![RangeText {
+            start: "00:00".into(),
+            end: "06:00".into(),
+        }];
+        let map = WEEKDAYS
+            .iter()
+            .map(|day| ((*day).to_owned(), ranges.clone()))
+            .collect();
+        Schedule {
+            timezone: chrono_tz::Europe::Paris,
+            slot_minutes: step,
+            opening_hours: OpeningHours::parse(&map).unwrap(),
+            closures: vec![],
+            min_notice_minutes: 0,
+            max_advance_days: 730,
+        }
+    }
+
+    fn date(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn spring_forward_skips_the_missing_hour_without_phantoms() {
+        let slots = paris_night_shift(60).slots_on(date("2027-03-28"));
+        let locals: Vec<String> = slots
+            .iter()
+            .map(|s| s.local.format("%H:%M").to_string())
+            .collect();
+        assert_eq!(locals, ["00:00", "01:00", "03:00", "04:00", "05:00"]);
+        let instants: Vec<_> = slots.iter().map(|s| s.starts_at).collect();
+        assert_eq!(
+            instants,
+            [
+                utc("2027-03-27T23:00:00Z"),
+                utc("2027-03-28T00:00:00Z"),
+                utc("2027-03-28T01:00:00Z"),
+                utc("2027-03-28T02:00:00Z"),
+                utc("2027-03-28T03:00:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn fall_back_offers_the_repeated_hour_once_at_its_earlier_instant() {
+        let slots = paris_night_shift(60).slots_on(date("2027-10-31"));
+        let pairs: Vec<(String, DateTime<Utc>)> = slots
+            .iter()
+            .map(|s| (s.local.format("%H:%M").to_string(), s.starts_at))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("00:00".to_owned(), utc("2027-10-30T22:00:00Z")),
+                ("01:00".to_owned(), utc("2027-10-30T23:00:00Z")),
+                ("02:00".to_owned(), utc("2027-10-31T00:00:00Z")),
+                ("03:00".to_owned(), utc("2027-10-31T02:00:00Z")),
+                ("04:00".to_owned(), utc("2027-10-31T03:00:00Z")),
+                ("05:00".to_owned(), utc("2027-10-31T04:00:00Z")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_slot_lasts_its_duration_in_real_time_across_the_gap() {
+        let slots = paris_night_shift(60).slots_on(date("2027-03-28"));
+        let one_am = slots[1];
+        assert_eq!(one_am.ends_at - one_am.starts_at, Duration::minutes(60));
+    }
+
+    #[test]
+    fn the_second_occurrence_of_a_folded_time_is_not_a_slot() {
+        let schedule = paris_night_shift(60);
+        assert_eq!(
+            schedule.slot_at(utc("2027-10-31T01:00:00Z")),
+            Err(NotOffered::Misaligned)
+        );
+        assert!(schedule.slot_at(utc("2027-10-31T00:00:00Z")).is_ok());
+    }
+
+    #[test]
+    fn slots_fill_each_range_and_never_overrun_its_end() {
+        let mut map = BTreeMap::new();
+        map.insert(
+            "monday".to_owned(),
+            vec![
+                RangeText {
+                    start: "08:00".into(),
+                    end: "09:00".into(),
+                },
+                RangeText {
+                    start: "13:00".into(),
+                    end: "13:50".into(),
+                },
+            ],
+        );
+        let schedule = Schedule {
+            timezone: chrono_tz::Africa::Conakry,
+            slot_minutes: 20,
+            opening_hours: OpeningHours::parse(&map).unwrap(),
+            closures: vec![],
+            min_notice_minutes: 0,
+            max_advance_days: 90,
+        };
+        let monday = date("2026-11-23");
+        let times: Vec<String> = schedule
+            .slots_on(monday)
+            .iter()
+            .map(|s| s.local.format("%H:%M").to_string())
+            .collect();
+        assert_eq!(times, ["08:00", "08:20", "08:40", "13:00", "13:20"]);
+        assert!(schedule.slots_on(monday.succ_opt().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_closure_empties_its_days_inclusively() {
+        let mut schedule = paris_night_shift(60);
+        schedule.closures.push(Closure {
+            start_date: date("2027-01-10"),
+            end_date: date("2027-01-11"),
+            reason: None,
+        });
+        assert!(schedule.slots_on(date("2027-01-11")).is_empty());
+        assert!(!schedule.slots_on(date("2027-01-12")).is_empty());
+        assert_eq!(
+            schedule.slot_at(utc("2027-01-10T01:00:00Z")),
+            Err(NotOffered::Closed)
+        );
+    }
+
+    #[test]
+    fn bookability_applies_notice_and_horizon() {
+        let mut schedule = paris_night_shift(60);
+        schedule.min_notice_minutes = 120;
+        schedule.max_advance_days = 2;
+        let now = utc("2027-01-10T00:30:00Z");
+        let slot = |at: &str| schedule.slot_at(utc(at)).unwrap();
+        assert_eq!(
+            schedule.bookability(&slot("2027-01-10T00:00:00Z"), now),
+            Err(Unbookable::Past)
+        );
+        assert_eq!(
+            schedule.bookability(&slot("2027-01-10T02:00:00Z"), now),
+            Err(Unbookable::TooSoon)
+        );
+        assert_eq!(
+            schedule.bookability(&slot("2027-01-10T03:00:00Z"), now),
+            Ok(())
+        );
+        assert_eq!(
+            schedule.bookability(&slot("2027-01-12T03:00:00Z"), now),
+            Ok(())
+        );
+        assert_eq!(
+            schedule.bookability(&slot("2027-01-13T03:00:00Z"), now),
+            Err(Unbookable::TooFarAhead)
+        );
+    }
+
+    #[test]
+    fn overlapping_or_inverted_ranges_are_rejected() {
+        let parse = |ranges: &[(&str, &str)]| {
+            let ranges = ranges
+                .iter()
+                .map(|(s, e)| RangeText {
+                    start: (*s).into(),
+                    end: (*e).into(),
+                })
+                .collect();
+            OpeningHours::parse(&BTreeMap::from([("monday".to_owned(), ranges)]))
+        };
+        assert!(parse(&[("08:00", "12:00"), ("11:00", "13:00")]).is_err());
+        assert!(parse(&[("12:00", "08:00")]).is_err());
+        assert!(parse(&[("8:00", "12:00")]).is_err());
+        assert!(parse(&[("08:00", "24:00")]).is_ok());
+        assert!(parse(&[("08:00", "24:30")]).is_err());
+        assert!(OpeningHours::parse(&BTreeMap::from([("funday".to_owned(), vec![])])).is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The one error type of the API: a stable code from the contract, its HTTP status, a message,
+//! optional details and, for validation failures, the list of every bad field.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::request_id;
+
+/// Every error code of the contract. The status of each is fixed here, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    InvalidRequest,
+    MissingRequiredField,
+    InvalidFieldValue,
+    InvalidDateTime,
+    InvalidPhoneNumber,
+    InvalidEmail,
+    MissingApiKey,
+    InvalidTokenFormat,
+    InvalidApiKey,
+    ExpiredApiKey,
+    InsufficientCredits,
+    InsufficientScope,
+    LiveModeForbidden,
+    AppointmentNotFound,
+    DepartmentNotFound,
+    NotFound,
+    MethodNotAllowed,
+    SlotNotAvailable,
+    DuplicateAppointment,
+    InvalidStatusTransition,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    SlotNotOffered,
+    DepartmentInactive,
+    InternalError,
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest | MissingRequiredField | InvalidFieldValue | InvalidDateTime
+            | InvalidPhoneNumber | InvalidEmail => StatusCode::BAD_REQUEST,
+            MissingApiKey | InvalidTokenFormat | InvalidApiKey | ExpiredApiKey => {
+                StatusCode::UNAUTHORIZED
+            }
+            InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
+            InsufficientScope | LiveModeForbidden => StatusCode::FORBIDDEN,
+            AppointmentNotFound | DepartmentNotFound | NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            SlotNotAvailable | DuplicateAppointment | InvalidStatusTransition => {
+                StatusCode::CONFLICT
+            }
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            SlotNotOffered | DepartmentInactive => StatusCode::UNPROCESSABLE_ENTITY,
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// One bad field of a request body or query.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn missing(field: &str) -> Self {
+        Self::new(field, ErrorCode::MissingRequiredField, "is required")
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(field, ErrorCode::InvalidFieldValue, message)
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    details: Map<String, Value>,
+    errors: Vec<FieldError>,
+    /// What really went wrong behind a 5xx; logged, never sent.
+    cause: Option<anyhow::Error>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: Map::new(),
+            errors: Vec::new(),
+            cause: None,
+        }
+    }
+
+    pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// A 400 naming every bad field; the top-level code is the first field's.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let code = errors
+            .first()
+            .map_or(ErrorCode::InvalidRequest, |error| error.code);
+        let message = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            many => format!("{} fields are invalid", many.len()),
+        };
+        Self {
+            errors,
+            ..Self::new(code, message)
+        }
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            cause: Some(cause.into()),
+            ..Self::new(ErrorCode::InternalError, "An internal error occurred")
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn not_found(code: ErrorCode, what: &str) -> Self {
+        Self::new(code, format!("{what} not found"))
+    }
+}
+
+/// Turns an empty list of field errors into `Ok`, any other into one 400.
+pub fn check_fields(errors: Vec<FieldError>) -> ApiResult<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self {
+                cause: Some(error.into()),
+                ..Self::new(
+                    ErrorCode::ServiceUnavailable,
+                    "The service is temporarily unavailable, retry later",
+                )
+            },
+            _ => Self::internal(error),
+        }
+    }
+}
+
+/// The name of the constraint behind a database error, if any.
+pub fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
+    match error {
+        sqlx::Error::Database(db) => db.constraint(),
+        _ => None,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let request_id = request_id::current();
+        if let Some(cause) = &self.cause {
+            tracing::error!(request_id = %request_id, code = ?self.code, "request failed: {cause:#}");
+        }
+        let mut error = json!({
+            "code": self.code,
+            "message": self.message,
+            "details": self.details,
+            "requestId": request_id,
+        });
+        let mut body = Map::new();
+        if !self.errors.is_empty() {
+            body.insert("errors".into(), json!(self.errors));
+        }
+        if let Some(object) = error.as_object_mut() {
+            object.retain(|_, value| !value.is_null());
+        }
+        body.insert("error".into(), error);
+        let mut response = (status, axum::Json(Value::Object(body))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,15 @@
+//! moncreneau: an appointment booking REST API, compatible with the MONCRENEAU API.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod database;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod ledger;
+pub mod request_id;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

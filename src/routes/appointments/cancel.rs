@@ -1,0 +1,98 @@
+//! `DELETE /appointments/{id}`: cancels, refunding the credit when cancelled before the start.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{lock_appointment, reload};
+use crate::auth::ApiKeyAuth;
+use crate::domain::keys::Scope;
+use crate::domain::status::Status;
+use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
+use crate::events;
+use crate::extract::{ApiPath, OptionalJson};
+use crate::ledger::{self, Account};
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    reason: Option<String>,
+}
+
+/// 409 `INVALID_STATUS_TRANSITION` naming the current status.
+pub(super) fn invalid_transition(current: Status, next: Status) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidStatusTransition,
+        format!(
+            "A {} appointment cannot become {}",
+            current.as_str(),
+            next.as_str()
+        ),
+    )
+    .with_detail("currentStatus", current.as_str())
+}
+
+/// Cancels an appointment. Cancelling it again answers it again, refunding nothing.
+pub async fn cancel(
+    auth: ApiKeyAuth,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    OptionalJson(body): OptionalJson<CancelBody>,
+) -> ApiResult<Json<Value>> {
+    auth.require(Scope::AppointmentsCancel)?;
+    let reason = body
+        .and_then(|body| body.reason)
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        check_fields(vec![FieldError::invalid(
+            "reason",
+            "must be at most 500 characters",
+        )])?;
+    }
+    let mut tx = state.pool.begin().await?;
+    let appointment = lock_appointment(&mut tx, &auth, id).await?;
+    let current = appointment.status()?;
+    if current == Status::Cancelled {
+        return Ok(Json(appointment.to_json(&state.settings.public_url)));
+    }
+    if !current.can_become(Status::Cancelled) {
+        return Err(invalid_transition(current, Status::Cancelled));
+    }
+    sqlx::query(
+        "UPDATE appointments
+            SET status = 'CANCELLED', cancelled_at = now(), cancelled_by = $2, cancel_reason = $3,
+                sequence = sequence + 1, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&auth.key_id)
+    .bind(&reason)
+    .execute(&mut *tx)
+    .await?;
+    let refunded = if Utc::now() < appointment.starts_at {
+        let account = Account {
+            organization_id: auth.organization_id,
+            livemode: auth.livemode,
+        };
+        ledger::refund(&mut tx, account, id).await?;
+        1
+    } else {
+        0
+    };
+    let cancelled = reload(&mut tx, id).await?;
+    let mut object = cancelled.to_json(&state.settings.public_url);
+    object["creditsRefunded"] = json!(refunded);
+    events::record(
+        &mut tx,
+        &cancelled.subject(),
+        events::APPOINTMENT_CANCELLED,
+        json!({"object": object}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(cancelled.to_json(&state.settings.public_url)))
+}

@@ -1,0 +1,270 @@
+//! `POST /appointments`: one slot place and one credit, taken in one transaction with the event.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sqlx::types::Json as SqlJson;
+
+use super::{booking_conflict, reload, slot_full, take_seat};
+use crate::auth::ApiKeyAuth;
+use crate::domain::contact::{is_e164, is_email};
+use crate::domain::datetime::{parse_request_date_time, DateTimeError};
+use crate::domain::keys::{random_token, Scope};
+use crate::domain::schedule::{NotOffered, Slot};
+use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
+use crate::events;
+use crate::extract::ApiJson;
+use crate::ledger::{self, Account};
+use crate::routes::departments::{find_department, DepartmentRow};
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateAppointment {
+    department_id: Option<i64>,
+    date_time: Option<String>,
+    name: Option<String>,
+    external_user_id: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    notes: Option<String>,
+    metadata: Option<Map<String, Value>>,
+}
+
+/// The person-facing fields shared by create and PATCH, each checked on its own.
+pub(super) struct Contact;
+
+impl Contact {
+    pub fn name(value: &str, errors: &mut Vec<FieldError>) -> String {
+        let name = value.trim();
+        if name.is_empty() {
+            errors.push(FieldError::new(
+                "name",
+                ErrorCode::MissingRequiredField,
+                "must not be blank",
+            ));
+        } else if name.chars().count() > 200 {
+            errors.push(FieldError::invalid(
+                "name",
+                "must be at most 200 characters",
+            ));
+        }
+        name.to_owned()
+    }
+
+    pub fn phone(value: &str, errors: &mut Vec<FieldError>) {
+        if !is_e164(value) {
+            errors.push(FieldError::new(
+                "phone",
+                ErrorCode::InvalidPhoneNumber,
+                "must be in E.164 form, e.g. +224621234567",
+            ));
+        }
+    }
+
+    pub fn email(value: &str, errors: &mut Vec<FieldError>) {
+        if !is_email(value) {
+            errors.push(FieldError::new(
+                "email",
+                ErrorCode::InvalidEmail,
+                "must be an e-mail address",
+            ));
+        }
+    }
+
+    pub fn notes(value: &str, errors: &mut Vec<FieldError>) {
+        if value.chars().count() > 2000 {
+            errors.push(FieldError::invalid(
+                "notes",
+                "must be at most 2000 characters",
+            ));
+        }
+    }
+
+    pub fn external_user_id(value: &str, errors: &mut Vec<FieldError>) {
+        if value.is_empty() || value.chars().count() > 200 {
+            errors.push(FieldError::invalid(
+                "externalUserId",
+                "must be 1 to 200 characters",
+            ));
+        }
+    }
+
+    /// At most 50 keys of 1..=40 characters, each with a string value of at most 500.
+    pub fn metadata(value: &Map<String, Value>, errors: &mut Vec<FieldError>) {
+        if value.len() > 50 {
+            errors.push(FieldError::invalid("metadata", "at most 50 keys"));
+        }
+        for (key, item) in value {
+            let ok = (1..=40).contains(&key.chars().count())
+                && item
+                    .as_str()
+                    .is_some_and(|text| text.chars().count() <= 500);
+            if !ok {
+                errors.push(FieldError::invalid(
+                    &format!("metadata.{key}"),
+                    "keys are 1 to 40 characters, values strings of at most 500",
+                ));
+            }
+        }
+    }
+}
+
+/// The instant `text` names in the department's zone: 400 `INVALID_DATE_TIME` when malformed
+/// or inside a DST gap.
+pub(super) fn requested_start(text: &str, timezone: Tz) -> ApiResult<DateTime<Utc>> {
+    parse_request_date_time(text, timezone).map_err(|error| {
+        let message = match error {
+            DateTimeError::Malformed => {
+                "must be YYYY-MM-DDTHH:MM:SS (department time) or RFC 3339 with an offset"
+                    .to_owned()
+            }
+            DateTimeError::Nonexistent => {
+                format!("does not exist in {timezone} (daylight saving gap)")
+            }
+        };
+        ApiError::validation(vec![FieldError::new(
+            "dateTime",
+            ErrorCode::InvalidDateTime,
+            message,
+        )])
+    })
+}
+
+/// The slot a booking of `department` at `starts_at` takes now, or why not.
+pub(super) fn offered_slot(
+    department: &DepartmentRow,
+    starts_at: DateTime<Utc>,
+) -> ApiResult<Slot> {
+    if !department.is_active {
+        return Err(ApiError::new(
+            ErrorCode::DepartmentInactive,
+            "This department takes no bookings",
+        ));
+    }
+    department
+        .schedule()?
+        .offered_slot(starts_at, Utc::now())
+        .map_err(|reason: NotOffered| {
+            ApiError::new(ErrorCode::SlotNotOffered, reason.explain())
+                .with_detail("reason", reason.reason_code())
+        })
+}
+
+/// Books a slot: 201 with the appointment, `CONFIRMED`, one credit consumed.
+pub async fn create(
+    auth: ApiKeyAuth,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateAppointment>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(Scope::AppointmentsCreate)?;
+    let mut errors = Vec::new();
+    match body.department_id {
+        None => errors.push(FieldError::missing("departmentId")),
+        Some(id) if id <= 0 => errors.push(FieldError::invalid(
+            "departmentId",
+            "must be a positive integer",
+        )),
+        Some(_) => {}
+    }
+    match body.date_time.as_deref() {
+        None => errors.push(FieldError::missing("dateTime")),
+        // The zone is not known yet; the form can already be checked.
+        Some(text)
+            if parse_request_date_time(text, chrono_tz::UTC) == Err(DateTimeError::Malformed) =>
+        {
+            errors.push(FieldError::new(
+                "dateTime",
+                ErrorCode::InvalidDateTime,
+                "must be YYYY-MM-DDTHH:MM:SS (department time) or RFC 3339 with an offset",
+            ))
+        }
+        Some(_) => {}
+    }
+    let name = match body.name.as_deref() {
+        None => {
+            errors.push(FieldError::missing("name"));
+            String::new()
+        }
+        Some(name) => Contact::name(name, &mut errors),
+    };
+    if let Some(id) = &body.external_user_id {
+        Contact::external_user_id(id, &mut errors);
+    }
+    if let Some(phone) = &body.phone {
+        Contact::phone(phone, &mut errors);
+    }
+    if let Some(email) = &body.email {
+        Contact::email(email, &mut errors);
+    }
+    if let Some(notes) = &body.notes {
+        Contact::notes(notes, &mut errors);
+    }
+    let metadata = body.metadata.unwrap_or_default();
+    Contact::metadata(&metadata, &mut errors);
+    check_fields(errors)?;
+    let (Some(department_id), Some(date_time)) = (body.department_id, body.date_time) else {
+        return Err(ApiError::new(
+            ErrorCode::MissingRequiredField,
+            "departmentId and dateTime are required",
+        ));
+    };
+
+    let department = find_department(&state.pool, &auth, department_id).await?;
+    let starts_at = requested_start(&date_time, department.tz()?)?;
+    let slot = offered_slot(&department, starts_at)?;
+
+    let mut tx = state.pool.begin().await?;
+    let seat = take_seat(&mut tx, department.id, slot.starts_at, department.capacity)
+        .await?
+        .ok_or_else(slot_full)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO appointments (organization_id, livemode, department_id, starts_at, ends_at, local_starts_at,
+                                   timezone, seat, name, external_user_id, phone, email, notes, metadata, check_in_token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         RETURNING id",
+    )
+    .bind(auth.organization_id)
+    .bind(auth.livemode)
+    .bind(department.id)
+    .bind(slot.starts_at)
+    .bind(slot.ends_at)
+    .bind(slot.local)
+    .bind(&department.timezone)
+    .bind(seat)
+    .bind(&name)
+    .bind(&body.external_user_id)
+    .bind(&body.phone)
+    .bind(&body.email)
+    .bind(&body.notes)
+    .bind(SqlJson(&metadata))
+    .bind(random_token(32))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(booking_conflict)?;
+
+    let account = Account {
+        organization_id: auth.organization_id,
+        livemode: auth.livemode,
+    };
+    ledger::consume(&mut tx, account, id).await?;
+    let appointment = reload(&mut tx, id).await?;
+    let mut object = appointment.to_json(&state.settings.public_url);
+    object["creditsUsed"] = json!(1);
+    events::record(
+        &mut tx,
+        &appointment.subject(),
+        events::APPOINTMENT_CREATED,
+        json!({"object": object}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(appointment.to_json(&state.settings.public_url)),
+    ))
+}

@@ -1,0 +1,159 @@
+//! `PATCH /appointments/{id}` (ext): atomic reschedule and contact changes of a confirmed
+//! appointment. The new slot is taken and the old one freed in one transaction, or nothing changes.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sqlx::types::Json as SqlJson;
+
+use super::cancel::invalid_transition;
+use super::create::{offered_slot, requested_start, Contact};
+use super::{booking_conflict, lock_appointment, reload, slot_full, take_seat};
+use crate::auth::ApiKeyAuth;
+use crate::domain::datetime::format_local;
+use crate::domain::keys::Scope;
+use crate::domain::status::Status;
+use crate::error::{check_fields, ApiResult};
+use crate::events;
+use crate::extract::{ApiJson, ApiPath};
+use crate::routes::departments::find_department;
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateAppointment {
+    date_time: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    notes: Option<String>,
+    metadata: Option<Map<String, Value>>,
+}
+
+/// Applies the given fields; an `appointment.updated` event lists each change `{from, to}`.
+pub async fn reschedule(
+    auth: ApiKeyAuth,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<UpdateAppointment>,
+) -> ApiResult<Json<Value>> {
+    auth.require(Scope::AppointmentsCreate)?;
+    let mut errors = Vec::new();
+    let name = body
+        .name
+        .as_deref()
+        .map(|name| Contact::name(name, &mut errors));
+    if let Some(phone) = &body.phone {
+        Contact::phone(phone, &mut errors);
+    }
+    if let Some(email) = &body.email {
+        Contact::email(email, &mut errors);
+    }
+    if let Some(notes) = &body.notes {
+        Contact::notes(notes, &mut errors);
+    }
+    if let Some(metadata) = &body.metadata {
+        Contact::metadata(metadata, &mut errors);
+    }
+    check_fields(errors)?;
+
+    let mut tx = state.pool.begin().await?;
+    let current = lock_appointment(&mut tx, &auth, id).await?;
+    let status = current.status()?;
+    if status != Status::Confirmed {
+        return Err(invalid_transition(status, Status::Confirmed));
+    }
+    let mut changes = Map::new();
+    let mut record = |field: &str, from: Value, to: Value| {
+        if from != to {
+            changes.insert(field.to_owned(), json!({"from": from, "to": to}));
+        }
+    };
+
+    let mut slot = None;
+    if let Some(text) = &body.date_time {
+        let department = find_department(&mut *tx, &auth, current.department_id).await?;
+        let starts_at = requested_start(text, department.tz()?)?;
+        if starts_at != current.starts_at {
+            let new_slot = offered_slot(&department, starts_at)?;
+            let seat = take_seat(
+                &mut tx,
+                department.id,
+                new_slot.starts_at,
+                department.capacity,
+            )
+            .await?
+            .ok_or_else(slot_full)?;
+            let tz = department.tz()?;
+            record(
+                "dateTime",
+                json!(format_local(current.starts_at, tz)),
+                json!(new_slot.local.format("%Y-%m-%dT%H:%M:%S").to_string()),
+            );
+            slot = Some((new_slot, seat, department.timezone.clone()));
+        }
+    }
+    let name = name.unwrap_or_else(|| current.name.clone());
+    record("name", json!(current.name), json!(name));
+    let phone = body.phone.or_else(|| current.phone.clone());
+    record("phone", json!(current.phone), json!(phone));
+    let email = body.email.or_else(|| current.email.clone());
+    record("email", json!(current.email), json!(email));
+    let notes = body.notes.or_else(|| current.notes.clone());
+    record("notes", json!(current.notes), json!(notes));
+    let metadata = body.metadata.unwrap_or_else(|| current.metadata.0.clone());
+    record("metadata", json!(current.metadata.0), json!(metadata));
+
+    if changes.is_empty() {
+        return Ok(Json(current.to_json(&state.settings.public_url)));
+    }
+    let (starts_at, ends_at, local, seat, timezone) = match &slot {
+        Some((new_slot, seat, timezone)) => (
+            new_slot.starts_at,
+            new_slot.ends_at,
+            new_slot.local,
+            Some(*seat),
+            timezone.clone(),
+        ),
+        None => (
+            current.starts_at,
+            current.ends_at,
+            current.local_starts_at,
+            None,
+            current.timezone.clone(),
+        ),
+    };
+    sqlx::query(
+        "UPDATE appointments
+            SET starts_at = $2, ends_at = $3, local_starts_at = $4, seat = COALESCE($5, seat), timezone = $6,
+                name = $7, phone = $8, email = $9, notes = $10, metadata = $11,
+                sequence = sequence + 1, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(starts_at)
+    .bind(ends_at)
+    .bind(local)
+    .bind(seat)
+    .bind(&timezone)
+    .bind(&name)
+    .bind(&phone)
+    .bind(&email)
+    .bind(&notes)
+    .bind(SqlJson(&metadata))
+    .execute(&mut *tx)
+    .await
+    .map_err(booking_conflict)?;
+    let updated = reload(&mut tx, id).await?;
+    let object = updated.to_json(&state.settings.public_url);
+    events::record(
+        &mut tx,
+        &updated.subject(),
+        events::APPOINTMENT_UPDATED,
+        json!({"object": object, "changes": changes}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(updated.to_json(&state.settings.public_url)))
+}

@@ -1,0 +1,169 @@
+//! `/credits`: balance, ledger, test-mode grants, low-balance threshold.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::ApiKeyAuth;
+use crate::domain::datetime::format_timestamp;
+use crate::domain::keys::Scope;
+use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::ledger::{self, Account};
+use crate::routes::admin::GrantBody;
+use crate::routes::pagination::PageQuery;
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/credits", get(balance))
+        .route("/credits/transactions", get(transactions))
+        .route("/credits/grants", post(grant))
+        .route("/credits/settings", put(settings))
+}
+
+fn account(auth: &ApiKeyAuth) -> Account {
+    Account {
+        organization_id: auth.organization_id,
+        livemode: auth.livemode,
+    }
+}
+
+async fn balance_json(state: &AppState, auth: &ApiKeyAuth) -> ApiResult<Value> {
+    let (available, consumed, refunded, threshold): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT balance, consumed, refunded, low_balance_threshold FROM credit_accounts
+          WHERE organization_id = $1 AND livemode = $2",
+    )
+    .bind(auth.organization_id)
+    .bind(auth.livemode)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(json!({
+        "availableCredits": available,
+        "consumedCredits": consumed,
+        "refundedCredits": refunded,
+        "livemode": auth.livemode,
+        "lowBalanceThreshold": threshold,
+    }))
+}
+
+/// The balance of the caller's mode; any valid key may read it.
+async fn balance(auth: ApiKeyAuth, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    Ok(Json(balance_json(&state, &auth).await?))
+}
+
+#[derive(sqlx::FromRow)]
+struct TransactionRow {
+    id: i64,
+    r#type: String,
+    amount: i64,
+    balance_after: i64,
+    appointment_id: Option<i64>,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// The ledger, newest first. Consumptions have a negative amount.
+async fn transactions(
+    auth: ApiKeyAuth,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = query.request()?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM credit_transactions WHERE organization_id = $1 AND livemode = $2",
+    )
+    .bind(auth.organization_id)
+    .bind(auth.livemode)
+    .fetch_one(&state.pool)
+    .await?;
+    let rows: Vec<TransactionRow> = sqlx::query_as(
+        "SELECT id, type, amount, balance_after, appointment_id, reason, created_at
+           FROM credit_transactions WHERE organization_id = $1 AND livemode = $2
+          ORDER BY id DESC LIMIT $3 OFFSET $4",
+    )
+    .bind(auth.organization_id)
+    .bind(auth.livemode)
+    .bind(page.size)
+    .bind(page.offset())
+    .fetch_all(&state.pool)
+    .await?;
+    let content = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "id": row.id,
+                "type": row.r#type,
+                "amount": row.amount,
+                "balanceAfter": row.balance_after,
+                "appointmentId": row.appointment_id,
+                "reason": row.reason,
+                "createdAt": format_timestamp(row.created_at),
+            })
+        })
+        .collect();
+    Ok(Json(page.respond(content, total)))
+}
+
+/// Adds test credits (`api:admin`, test mode only: live credits come from the operator).
+async fn grant(
+    auth: ApiKeyAuth,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<GrantBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(Scope::ApiAdmin)?;
+    if auth.livemode {
+        return Err(ApiError::new(
+            ErrorCode::LiveModeForbidden,
+            "Live credits are granted by the operator; grants are for test mode only",
+        ));
+    }
+    let (amount, reason) = body.validate()?;
+    let mut tx = state.pool.begin().await?;
+    ledger::grant(&mut tx, account(&auth), amount, &reason).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(balance_json(&state, &auth).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SettingsBody {
+    low_balance_threshold: Option<i64>,
+}
+
+/// Sets the balance under which `credits.low` is sent.
+async fn settings(
+    auth: ApiKeyAuth,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SettingsBody>,
+) -> ApiResult<Json<Value>> {
+    auth.require(Scope::ApiAdmin)?;
+    let threshold = match body.low_balance_threshold {
+        None => {
+            return Err(ApiError::validation(vec![FieldError::missing(
+                "lowBalanceThreshold",
+            )]))
+        }
+        Some(value) => value,
+    };
+    if !(0..=1_000_000).contains(&threshold) {
+        check_fields(vec![FieldError::invalid(
+            "lowBalanceThreshold",
+            "must be between 0 and 1000000",
+        )])?;
+    }
+    sqlx::query("UPDATE credit_accounts SET low_balance_threshold = $3 WHERE organization_id = $1 AND livemode = $2")
+        .bind(auth.organization_id)
+        .bind(auth.livemode)
+        .bind(threshold)
+        .execute(&state.pool)
+        .await?;
+    Ok(Json(balance_json(&state, &auth).await?))
+}

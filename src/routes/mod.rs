@@ -1,0 +1,26 @@
+//! One router per feature of the contract, merged under `/api/v1`.
+
+pub mod admin;
+pub mod api_keys;
+pub mod appointments;
+pub mod availability;
+pub mod credits;
+pub mod departments;
+pub mod health;
+pub mod pagination;
+
+use axum::Router;
+
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    let api = Router::new()
+        .merge(admin::router())
+        .merge(api_keys::router())
+        .merge(appointments::router())
+        .merge(availability::router())
+        .merge(credits::router())
+        .merge(departments::router())
+        .merge(health::router());
+    Router::new().nest("/api/v1", api).merge(health::router())
+}

@@ -1,0 +1,15 @@
+//! The integration suite: the real server over HTTP, a fresh Postgres database per test.
+
+mod helpers;
+
+mod admin;
+mod api_keys;
+mod appointments;
+mod auth;
+mod availability;
+mod concurrency;
+mod credits;
+mod departments;
+mod operations;
+mod reschedule;
+mod tenancy;

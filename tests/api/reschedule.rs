@@ -1,0 +1,175 @@
+//! PATCH /appointments/{id}: atomic reschedule and contact changes.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{expect_error, expect_status, slot, spawn_app, TestApp};
+
+async fn remaining(app: &TestApp, key: &str, department: i64, days: i64, time: &str) -> i64 {
+    let day = crate::helpers::day_ahead(days);
+    let listing = expect_status(
+        app.get(&format!("/departments/{department}/availability?startDate={day}&endDate={day}&includeUnavailable=true"), key).await,
+        StatusCode::OK,
+    )
+    .await;
+    listing["availability"][0]["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["time"] == time)
+        .and_then(|s| s["remaining"].as_i64())
+        .expect("slot listed")
+}
+
+#[tokio::test]
+async fn rescheduling_takes_the_new_slot_frees_the_old_and_records_the_change() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 1).await;
+    let created = expect_status(
+        app.book(&key, department, &slot(2, "10:00")).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["id"].as_i64().unwrap();
+
+    let moved = expect_status(
+        app.patch(
+            &format!("/appointments/{id}"),
+            &key,
+            &json!({"dateTime": slot(3, "14:30"), "phone": "+224620000000"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    assert_eq!(moved["dateTime"], slot(3, "14:30"));
+    assert_eq!(moved["endDateTime"], slot(3, "15:00"));
+    assert_eq!(moved["phone"], "+224620000000");
+    assert_eq!(moved["status"], "CONFIRMED");
+    assert_eq!(
+        remaining(&app, &key, department, 2, "10:00").await,
+        1,
+        "old slot freed"
+    );
+    assert_eq!(
+        remaining(&app, &key, department, 3, "14:30").await,
+        0,
+        "new slot taken"
+    );
+    assert_eq!(app.balance(&key).await, 99, "a reschedule costs nothing");
+    let (payload, sequence): (Value, i32) =
+        sqlx::query_as("SELECT payload, sequence FROM events WHERE type = 'appointment.updated'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        payload["data"]["changes"]["dateTime"],
+        json!({"from": slot(2, "10:00"), "to": slot(3, "14:30")})
+    );
+    assert_eq!(
+        payload["data"]["changes"]["phone"],
+        json!({"from": null, "to": "+224620000000"})
+    );
+    assert_eq!(sequence, 2, "the second change of this appointment");
+}
+
+#[tokio::test]
+async fn a_refused_reschedule_changes_nothing() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 1).await;
+    let id = expect_status(
+        app.book(&key, department, &slot(2, "10:00")).await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    expect_status(
+        app.book(&key, department, &slot(2, "11:00")).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let path = format!("/appointments/{id}");
+    let original = expect_status(app.get(&path, &key).await, StatusCode::OK).await;
+    let before = app.footprint().await;
+
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({"dateTime": slot(2, "11:00")}),
+            StatusCode::CONFLICT,
+            "SLOT_NOT_AVAILABLE",
+        ),
+        (
+            json!({"dateTime": slot(2, "11:10"), "name": "Other"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "SLOT_NOT_OFFERED",
+        ),
+        (
+            json!({"dateTime": "next week"}),
+            StatusCode::BAD_REQUEST,
+            "INVALID_DATE_TIME",
+        ),
+        (
+            json!({"email": "nope", "phone": "123"}),
+            StatusCode::BAD_REQUEST,
+            "INVALID_PHONE_NUMBER",
+        ),
+        (
+            json!({"departmentId": 3}),
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+        ),
+    ];
+    for (body, status, code) in cases {
+        expect_error(app.patch(&path, &key, &body).await, status, code).await;
+    }
+    assert_eq!(app.footprint().await, before);
+    assert_eq!(
+        expect_status(app.get(&path, &key).await, StatusCode::OK).await,
+        original
+    );
+
+    expect_status(app.delete(&path, &key).await, StatusCode::OK).await;
+    let body = expect_error(
+        app.patch(&path, &key, &json!({"name": "Late"})).await,
+        StatusCode::CONFLICT,
+        "INVALID_STATUS_TRANSITION",
+    )
+    .await;
+    assert_eq!(body["error"]["details"]["currentStatus"], "CANCELLED");
+    expect_error(
+        app.patch("/appointments/987654", &key, &json!({"name": "x"}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "APPOINTMENT_NOT_FOUND",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_patch_that_changes_nothing_writes_no_event() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 1).await;
+    let created = expect_status(
+        app.book(&key, department, &slot(2, "10:00")).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let before = app.footprint().await;
+    let same = expect_status(
+        app.patch(
+            &format!("/appointments/{}", created["id"]),
+            &key,
+            &json!({"dateTime": slot(2, "10:00"), "name": "Jean Dupont"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(same, created);
+    assert_eq!(app.footprint().await, before);
+}

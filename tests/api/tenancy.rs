@@ -1,0 +1,139 @@
+//! Tenancy and modes: another organization's objects, and the other mode's, are 404 everywhere.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{expect_status, slot, spawn_app};
+
+#[tokio::test]
+async fn other_tenants_and_the_other_mode_see_404_on_every_route() {
+    let app = spawn_app().await;
+    let owner = app.org.test_key.clone();
+    let department = app.create_department(&owner, 2).await;
+    let appointment = expect_status(
+        app.book(&owner, department, &slot(2, "10:00")).await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let key_id = expect_status(
+        app.post(
+            "/api-keys",
+            &owner,
+            &json!({"name": "k", "scopes": ["appointments:read"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stranger = app.create_org("Other Ministry", 5).await;
+    let routes: Vec<(Method, String, Option<serde_json::Value>, &str)> = vec![
+        (
+            Method::GET,
+            format!("/departments/{department}"),
+            None,
+            "DEPARTMENT_NOT_FOUND",
+        ),
+        (
+            Method::PATCH,
+            format!("/departments/{department}"),
+            Some(json!({"name": "taken"})),
+            "DEPARTMENT_NOT_FOUND",
+        ),
+        (
+            Method::DELETE,
+            format!("/departments/{department}"),
+            None,
+            "DEPARTMENT_NOT_FOUND",
+        ),
+        (
+            Method::GET,
+            format!(
+                "/departments/{department}/availability?startDate={}&endDate={}",
+                crate::helpers::day_ahead(1),
+                crate::helpers::day_ahead(3)
+            ),
+            None,
+            "DEPARTMENT_NOT_FOUND",
+        ),
+        (
+            Method::POST,
+            "/appointments".to_owned(),
+            Some(
+                json!({"departmentId": department, "dateTime": slot(2, "11:00"), "name": "Intruder"}),
+            ),
+            "DEPARTMENT_NOT_FOUND",
+        ),
+        (
+            Method::GET,
+            format!("/appointments/{appointment}"),
+            None,
+            "APPOINTMENT_NOT_FOUND",
+        ),
+        (
+            Method::PATCH,
+            format!("/appointments/{appointment}"),
+            Some(json!({"name": "x"})),
+            "APPOINTMENT_NOT_FOUND",
+        ),
+        (
+            Method::DELETE,
+            format!("/appointments/{appointment}"),
+            None,
+            "APPOINTMENT_NOT_FOUND",
+        ),
+        (
+            Method::POST,
+            format!("/appointments/{appointment}/validate"),
+            None,
+            "APPOINTMENT_NOT_FOUND",
+        ),
+        (
+            Method::POST,
+            format!("/appointments/{appointment}/no-show"),
+            None,
+            "APPOINTMENT_NOT_FOUND",
+        ),
+        (
+            Method::DELETE,
+            format!("/api-keys/{key_id}"),
+            None,
+            "NOT_FOUND",
+        ),
+    ];
+    let before = app.footprint().await;
+    for key in [&stranger.test_key, &stranger.live_key, &app.org.live_key] {
+        for (method, path, body, code) in &routes {
+            let response = app.request(method.clone(), path, key, body.as_ref()).await;
+            let answer = expect_status(response, StatusCode::NOT_FOUND).await;
+            assert_eq!(answer["error"]["code"], *code, "{method} {path}");
+        }
+        let listed = expect_status(app.get("/appointments", key).await, StatusCode::OK).await;
+        assert_eq!(listed["totalElements"], 0);
+        assert_eq!(
+            expect_status(app.get("/departments", key).await, StatusCode::OK).await,
+            json!([])
+        );
+        let keys = expect_status(app.get("/api-keys", key).await, StatusCode::OK).await;
+        assert!(keys["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["id"] != key_id.as_str()));
+    }
+    assert_eq!(
+        app.footprint().await,
+        before,
+        "nothing was changed from outside"
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM appointments WHERE id = $1")
+        .bind(appointment)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(status, "CONFIRMED");
+}
