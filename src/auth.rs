@@ -1,6 +1,9 @@
 //! Who is calling: an organization's API key (`X-API-Key` or `Authorization: Bearer`), or the
 //! operator of the server (`Authorization: Bearer $MONCRENEAU_ADMIN_TOKEN`).
 
+use std::marker::PhantomData;
+use std::ops::Deref;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -82,6 +85,69 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
     }
 }
 
+/// A scope a route requires, as a type, so the check runs while extracting the caller: before
+/// any body is read, a caller without the scope learns nothing about its request.
+pub trait RequiredScope {
+    /// `None`: any valid key of the organization.
+    const SCOPE: Option<Scope>;
+}
+
+/// Marker types for [`Authorized`], one per scope of the contract.
+pub mod scope {
+    use super::{RequiredScope, Scope};
+
+    macro_rules! scopes {
+        ($($name:ident => $scope:expr),* $(,)?) => {$(
+            pub struct $name;
+            impl RequiredScope for $name {
+                const SCOPE: Option<Scope> = $scope;
+            }
+        )*};
+    }
+
+    scopes! {
+        AnyKey => None,
+        AppointmentsRead => Some(Scope::AppointmentsRead),
+        AppointmentsCreate => Some(Scope::AppointmentsCreate),
+        AppointmentsCancel => Some(Scope::AppointmentsCancel),
+        DepartmentsRead => Some(Scope::DepartmentsRead),
+        AvailabilityCheck => Some(Scope::AvailabilityCheck),
+        ApiAdmin => Some(Scope::ApiAdmin),
+    }
+}
+
+/// A caller whose key holds the scope `S` (403 `INSUFFICIENT_SCOPE` otherwise).
+pub struct Authorized<S> {
+    caller: ApiKeyAuth,
+    scope: PhantomData<S>,
+}
+
+impl<S> Deref for Authorized<S> {
+    type Target = ApiKeyAuth;
+
+    fn deref(&self) -> &ApiKeyAuth {
+        &self.caller
+    }
+}
+
+impl<S: RequiredScope + Send> FromRequestParts<AppState> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = ApiKeyAuth::from_request_parts(parts, state).await?;
+        if let Some(scope) = S::SCOPE {
+            caller.require(scope)?;
+        }
+        Ok(Self {
+            caller,
+            scope: PhantomData,
+        })
+    }
+}
+
 /// The operator of the server. Without `MONCRENEAU_ADMIN_TOKEN` the operator API does not exist.
 pub struct Operator;
 
@@ -128,10 +194,12 @@ fn presented_token(headers: &HeaderMap, accept_api_key_header: bool) -> ApiResul
         }
     }
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::new(
-            ErrorCode::MissingApiKey,
-            "An API key is required: send X-API-Key or Authorization: Bearer",
-        ));
+        let message = if accept_api_key_header {
+            "An API key is required: send X-API-Key or Authorization: Bearer"
+        } else {
+            "The operator token is required: send Authorization: Bearer"
+        };
+        return Err(ApiError::new(ErrorCode::MissingApiKey, message));
     };
     let value = value.to_str().map_err(|_| malformed())?.trim();
     let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 
-use crate::auth::ApiKeyAuth;
+use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_timestamp;
 use crate::domain::keys::{generate_key, hash_key, random_id, Scope};
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
@@ -83,8 +83,10 @@ const KEY_COLUMNS: &str =
     "id, name, livemode, key_prefix, scopes, expires_at, revoked_at, created_at";
 
 /// Every key of the organization in this mode, newest first; never the clear keys.
-async fn list(auth: ApiKeyAuth, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    auth.require(Scope::ApiAdmin)?;
+async fn list(
+    auth: Authorized<scope::ApiAdmin>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Value>> {
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE organization_id = $1 AND livemode = $2 ORDER BY created_at DESC, id"
     ))
@@ -107,11 +109,10 @@ struct CreateKey {
 
 /// Creates a key in the caller's mode; the clear key is in this response only.
 async fn create(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::ApiAdmin>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    auth.require(Scope::ApiAdmin)?;
     let mut errors = Vec::new();
     let name = body.name.as_deref().map(str::trim).unwrap_or_default();
     if body.name.is_none() {
@@ -177,11 +178,10 @@ async fn create(
 
 /// Revokes a key at once; revoking twice answers the same revoked key.
 async fn revoke(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::ApiAdmin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::ApiAdmin)?;
     let row: Option<KeyRow> = sqlx::query_as(&format!(
         "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())
           WHERE id = $1 AND organization_id = $2 AND livemode = $3

@@ -10,9 +10,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::ApiKeyAuth;
+use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_instant;
-use crate::domain::keys::Scope;
 use crate::error::{check_fields, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::routes::departments::find_department;
@@ -53,12 +52,11 @@ fn parse_date(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) ->
 
 /// Bookable slots per day between two local dates; every slot with `includeUnavailable=true`.
 async fn availability(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::AvailabilityCheck>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<AvailabilityQuery>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::AvailabilityCheck)?;
     let mut errors = Vec::new();
     let start = parse_date("startDate", query.start_date.as_deref(), &mut errors);
     let end = parse_date("endDate", query.end_date.as_deref(), &mut errors);

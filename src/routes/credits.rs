@@ -8,9 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::ApiKeyAuth;
+use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::datetime::format_timestamp;
-use crate::domain::keys::Scope;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::ledger::{self, Account};
@@ -52,7 +51,10 @@ async fn balance_json(state: &AppState, auth: &ApiKeyAuth) -> ApiResult<Value> {
 }
 
 /// The balance of the caller's mode; any valid key may read it.
-async fn balance(auth: ApiKeyAuth, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+async fn balance(
+    auth: Authorized<scope::AnyKey>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(balance_json(&state, &auth).await?))
 }
 
@@ -69,7 +71,7 @@ struct TransactionRow {
 
 /// The ledger, newest first. Consumptions have a negative amount.
 async fn transactions(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::AnyKey>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Value>> {
@@ -111,11 +113,10 @@ async fn transactions(
 
 /// Adds test credits (`api:admin`, test mode only: live credits come from the operator).
 async fn grant(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::ApiAdmin>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GrantBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    auth.require(Scope::ApiAdmin)?;
     if auth.livemode {
         return Err(ApiError::new(
             ErrorCode::LiveModeForbidden,
@@ -140,11 +141,10 @@ struct SettingsBody {
 
 /// Sets the balance under which `credits.low` is sent.
 async fn settings(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::ApiAdmin>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::ApiAdmin)?;
     let threshold = match body.low_balance_threshold {
         None => {
             return Err(ApiError::validation(vec![FieldError::missing(

@@ -13,9 +13,8 @@ use serde_json::{json, Value};
 use sqlx::types::Json as SqlJson;
 use sqlx::PgExecutor;
 
-use crate::auth::ApiKeyAuth;
+use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::datetime::format_timestamp;
-use crate::domain::keys::Scope;
 use crate::domain::schedule::{Closure, OpeningHours, RangeText, Schedule};
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
@@ -123,8 +122,10 @@ pub async fn find_department<'e>(
 }
 
 /// Every department of the caller's mode, as a bare array (what the SDK expects).
-async fn list(auth: ApiKeyAuth, State(state): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
-    auth.require(Scope::DepartmentsRead)?;
+async fn list(
+    auth: Authorized<scope::DepartmentsRead>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<Value>>> {
     let rows: Vec<DepartmentRow> = sqlx::query_as(&format!(
         "{SELECT_DEPARTMENT} WHERE d.organization_id = $1 AND d.livemode = $2 ORDER BY d.id"
     ))
@@ -137,11 +138,10 @@ async fn list(auth: ApiKeyAuth, State(state): State<AppState>) -> ApiResult<Json
 
 /// One department.
 async fn retrieve(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::DepartmentsRead>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::DepartmentsRead)?;
     Ok(Json(
         find_department(&state.pool, &auth, id).await?.to_json(),
     ))
@@ -304,11 +304,10 @@ impl DepartmentFields {
 
 /// Creates a department in the caller's mode.
 async fn create(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::ApiAdmin>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<DepartmentBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    auth.require(Scope::ApiAdmin)?;
     let mut missing = Vec::new();
     if body.name.is_none() {
         missing.push(FieldError::missing("name"));
@@ -344,12 +343,11 @@ async fn create(
 
 /// Changes the fields given; existing appointments keep their slot.
 async fn update(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::ApiAdmin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DepartmentBody>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::ApiAdmin)?;
     let mut tx = state.pool.begin().await?;
     let row: Option<DepartmentRow> = sqlx::query_as(&format!(
         "{SELECT_DEPARTMENT} WHERE d.id = $1 AND d.organization_id = $2 AND d.livemode = $3 FOR UPDATE OF d"
@@ -388,11 +386,10 @@ async fn update(
 
 /// Deactivates a department: it stays readable, its appointments stay, it takes no new booking.
 async fn deactivate(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::ApiAdmin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::ApiAdmin)?;
     let updated = sqlx::query(
         "UPDATE departments SET is_active = FALSE, updated_at = now()
           WHERE id = $1 AND organization_id = $2 AND livemode = $3",

@@ -762,6 +762,7 @@ async fn listing_pages_filters_and_sorts() {
         ("status=pending", "status"),
         ("sort=name", "sort"),
         ("startDate=tomorrow", "startDate"),
+        ("startDate=2027-02-02&endDate=2027-02-01", "endDate"),
     ] {
         let body = expect_error(
             app.get(&format!("/appointments?{query}"), &key).await,

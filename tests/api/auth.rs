@@ -390,3 +390,40 @@ async fn without_an_admin_token_the_operator_api_does_not_exist() {
         .unwrap();
     expect_error(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 }
+
+#[tokio::test]
+async fn a_missing_scope_is_reported_before_any_body_problem() {
+    let app = spawn_app().await;
+    let reader = expect_status(
+        app.post(
+            "/api-keys",
+            &app.org.test_key,
+            &json!({"name": "reader", "scopes": ["appointments:read"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let key = reader["key"].as_str().unwrap();
+    let empty = app.post("/appointments", key, &json!({})).await;
+    expect_error(empty, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE").await;
+    let text = app
+        .client
+        .post(app.url("/appointments"))
+        .header("X-API-Key", key)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    expect_error(text, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE").await;
+    let unauthenticated = app
+        .client
+        .post(app.url("/appointments"))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    expect_error(unauthenticated, StatusCode::UNAUTHORIZED, "MISSING_API_KEY").await;
+}

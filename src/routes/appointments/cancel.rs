@@ -7,8 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{lock_appointment, reload};
-use crate::auth::ApiKeyAuth;
-use crate::domain::keys::Scope;
+use crate::auth::{scope, Authorized};
 use crate::domain::status::Status;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events;
@@ -35,14 +34,25 @@ pub(super) fn invalid_transition(current: Status, next: Status) -> ApiError {
     .with_detail("currentStatus", current.as_str())
 }
 
+/// 409 `INVALID_STATUS_TRANSITION` for a change to an appointment that is no longer confirmed.
+pub(super) fn no_longer_modifiable(current: Status) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidStatusTransition,
+        format!(
+            "A {} appointment can no longer be changed",
+            current.as_str()
+        ),
+    )
+    .with_detail("currentStatus", current.as_str())
+}
+
 /// Cancels an appointment. Cancelling it again answers it again, refunding nothing.
 pub async fn cancel(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::AppointmentsCancel>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     OptionalJson(body): OptionalJson<CancelBody>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::AppointmentsCancel)?;
     let reason = body
         .and_then(|body| body.reason)
         .map(|r| r.trim().to_owned())

@@ -10,10 +10,10 @@ use serde_json::{json, Map, Value};
 use sqlx::types::Json as SqlJson;
 
 use super::{booking_conflict, reload, slot_full, take_seat};
-use crate::auth::ApiKeyAuth;
+use crate::auth::{scope, Authorized};
 use crate::domain::contact::{is_e164, is_email};
 use crate::domain::datetime::{parse_request_date_time, DateTimeError};
-use crate::domain::keys::{random_token, Scope};
+use crate::domain::keys::random_token;
 use crate::domain::schedule::{NotOffered, Slot};
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events;
@@ -94,6 +94,28 @@ impl Contact {
         }
     }
 
+    /// Checks each optional field that is present.
+    pub fn optional(
+        phone: Option<&str>,
+        email: Option<&str>,
+        notes: Option<&str>,
+        metadata: Option<&Map<String, Value>>,
+        errors: &mut Vec<FieldError>,
+    ) {
+        if let Some(phone) = phone {
+            Self::phone(phone, errors);
+        }
+        if let Some(email) = email {
+            Self::email(email, errors);
+        }
+        if let Some(notes) = notes {
+            Self::notes(notes, errors);
+        }
+        if let Some(metadata) = metadata {
+            Self::metadata(metadata, errors);
+        }
+    }
+
     /// At most 50 keys of 1..=40 characters, each with a string value of at most 500.
     pub fn metadata(value: &Map<String, Value>, errors: &mut Vec<FieldError>) {
         if value.len() > 50 {
@@ -157,11 +179,10 @@ pub(super) fn offered_slot(
 
 /// Books a slot: 201 with the appointment, `CONFIRMED`, one credit consumed.
 pub async fn create(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::AppointmentsCreate>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateAppointment>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    auth.require(Scope::AppointmentsCreate)?;
     let mut errors = Vec::new();
     match body.department_id {
         None => errors.push(FieldError::missing("departmentId")),
@@ -195,17 +216,14 @@ pub async fn create(
     if let Some(id) = &body.external_user_id {
         Contact::external_user_id(id, &mut errors);
     }
-    if let Some(phone) = &body.phone {
-        Contact::phone(phone, &mut errors);
-    }
-    if let Some(email) = &body.email {
-        Contact::email(email, &mut errors);
-    }
-    if let Some(notes) = &body.notes {
-        Contact::notes(notes, &mut errors);
-    }
     let metadata = body.metadata.unwrap_or_default();
-    Contact::metadata(&metadata, &mut errors);
+    Contact::optional(
+        body.phone.as_deref(),
+        body.email.as_deref(),
+        body.notes.as_deref(),
+        Some(&metadata),
+        &mut errors,
+    );
     check_fields(errors)?;
     let (Some(department_id), Some(date_time)) = (body.department_id, body.date_time) else {
         return Err(ApiError::new(

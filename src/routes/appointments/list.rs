@@ -8,8 +8,7 @@ use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder};
 
 use super::{AppointmentRow, SELECT_APPOINTMENT};
-use crate::auth::ApiKeyAuth;
-use crate::domain::keys::Scope;
+use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::status::Status;
 use crate::error::{check_fields, ApiResult, ErrorCode, FieldError};
 use crate::extract::ApiQuery;
@@ -80,11 +79,10 @@ struct Filters {
 
 /// A page of the caller's appointments; default order is by start (`dateTime`).
 pub async fn list(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::AppointmentsRead>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::AppointmentsRead)?;
     let mut errors = Vec::new();
     let page = PageQuery {
         page: query.page,
@@ -121,6 +119,11 @@ pub async fn list(
         start_date: date("startDate", query.start_date.as_deref(), &mut errors),
         end_date: date("endDate", query.end_date.as_deref(), &mut errors),
     };
+    if let (Some(start), Some(end)) = (filters.start_date, filters.end_date) {
+        if end < start {
+            errors.push(bad("endDate", "must not be before startDate"));
+        }
+    }
     check_fields(errors)?;
 
     let mut count = QueryBuilder::new("SELECT count(*) FROM appointments a");

@@ -14,9 +14,8 @@ use serde_json::{json, Map, Value};
 use sqlx::types::Json as SqlJson;
 use sqlx::PgConnection;
 
-use crate::auth::ApiKeyAuth;
+use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::datetime::{format_instant, format_local, format_timestamp};
-use crate::domain::keys::Scope;
 use crate::domain::status::Status;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::Subject;
@@ -151,11 +150,10 @@ pub async fn reload(connection: &mut PgConnection, id: i64) -> ApiResult<Appoint
 
 /// One appointment of the caller's organization and mode.
 async fn retrieve(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::AppointmentsRead>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::AppointmentsRead)?;
     let row: AppointmentRow = sqlx::query_as(&format!(
         "{SELECT_APPOINTMENT} WHERE a.id = $1 AND a.organization_id = $2 AND a.livemode = $3"
     ))

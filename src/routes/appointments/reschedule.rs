@@ -7,12 +7,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sqlx::types::Json as SqlJson;
 
-use super::cancel::invalid_transition;
+use super::cancel::no_longer_modifiable;
 use super::create::{offered_slot, requested_start, Contact};
 use super::{booking_conflict, lock_appointment, reload, slot_full, take_seat};
-use crate::auth::ApiKeyAuth;
+use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_local;
-use crate::domain::keys::Scope;
 use crate::domain::status::Status;
 use crate::error::{check_fields, ApiResult};
 use crate::events;
@@ -33,36 +32,30 @@ pub struct UpdateAppointment {
 
 /// Applies the given fields; an `appointment.updated` event lists each change `{from, to}`.
 pub async fn reschedule(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::AppointmentsCreate>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<UpdateAppointment>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::AppointmentsCreate)?;
     let mut errors = Vec::new();
     let name = body
         .name
         .as_deref()
         .map(|name| Contact::name(name, &mut errors));
-    if let Some(phone) = &body.phone {
-        Contact::phone(phone, &mut errors);
-    }
-    if let Some(email) = &body.email {
-        Contact::email(email, &mut errors);
-    }
-    if let Some(notes) = &body.notes {
-        Contact::notes(notes, &mut errors);
-    }
-    if let Some(metadata) = &body.metadata {
-        Contact::metadata(metadata, &mut errors);
-    }
+    Contact::optional(
+        body.phone.as_deref(),
+        body.email.as_deref(),
+        body.notes.as_deref(),
+        body.metadata.as_ref(),
+        &mut errors,
+    );
     check_fields(errors)?;
 
     let mut tx = state.pool.begin().await?;
     let current = lock_appointment(&mut tx, &auth, id).await?;
     let status = current.status()?;
     if status != Status::Confirmed {
-        return Err(invalid_transition(status, Status::Confirmed));
+        return Err(no_longer_modifiable(status));
     }
     let mut changes = Map::new();
     let mut record = |field: &str, from: Value, to: Value| {

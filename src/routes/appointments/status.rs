@@ -6,8 +6,7 @@ use serde_json::{json, Value};
 
 use super::cancel::invalid_transition;
 use super::{lock_appointment, reload};
-use crate::auth::ApiKeyAuth;
-use crate::domain::keys::Scope;
+use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::status::Status;
 use crate::error::ApiResult;
 use crate::events;
@@ -16,12 +15,12 @@ use crate::startup::AppState;
 
 /// Presence confirmed: `CONFIRMED` → `COMPLETED`. No credit moves.
 pub async fn validate(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::ApiAdmin>,
     state: State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     conclude(
-        auth,
+        &auth,
         state,
         id,
         Status::Completed,
@@ -32,23 +31,29 @@ pub async fn validate(
 
 /// The person did not come: `CONFIRMED` → `NO_SHOW`. No credit moves.
 pub async fn no_show(
-    auth: ApiKeyAuth,
+    auth: Authorized<scope::ApiAdmin>,
     state: State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    conclude(auth, state, id, Status::NoShow, events::APPOINTMENT_NO_SHOW).await
+    conclude(
+        &auth,
+        state,
+        id,
+        Status::NoShow,
+        events::APPOINTMENT_NO_SHOW,
+    )
+    .await
 }
 
 async fn conclude(
-    auth: ApiKeyAuth,
+    auth: &ApiKeyAuth,
     State(state): State<AppState>,
     id: i64,
     next: Status,
     event_type: &str,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Scope::ApiAdmin)?;
     let mut tx = state.pool.begin().await?;
-    let appointment = lock_appointment(&mut tx, &auth, id).await?;
+    let appointment = lock_appointment(&mut tx, auth, id).await?;
     let current = appointment.status()?;
     if !current.can_become(next) {
         return Err(invalid_transition(current, next));
