@@ -12,4 +12,5 @@ mod credits;
 mod departments;
 mod operations;
 mod reschedule;
+mod resilience;
 mod tenancy;
