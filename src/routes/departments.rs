@@ -10,8 +10,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
 use sqlx::types::Json as SqlJson;
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, Postgres, Row};
 
 use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::datetime::format_timestamp;
@@ -208,6 +210,25 @@ impl DepartmentFields {
         }
     }
 
+    /// Binds the columns in table order: name, description, timezone, slot_duration, capacity,
+    /// is_active, opening_hours, closures, min_notice_minutes, max_advance_days.
+    fn bind_to<'q>(
+        &'q self,
+        query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
+            .bind(&self.name)
+            .bind(&self.description)
+            .bind(&self.timezone)
+            .bind(self.slot_duration)
+            .bind(self.capacity)
+            .bind(self.is_active)
+            .bind(SqlJson(&self.opening_hours))
+            .bind(SqlJson(&self.closures))
+            .bind(self.min_notice_minutes)
+            .bind(self.max_advance_days)
+    }
+
     /// Applies `body` over these values, collecting every bad field.
     fn apply(mut self, body: DepartmentBody) -> ApiResult<Self> {
         let mut errors = Vec::new();
@@ -317,26 +338,19 @@ async fn create(
     }
     check_fields(missing)?;
     let fields = DepartmentFields::defaults().apply(body)?;
-    let id: i64 = sqlx::query_scalar(
+    let query = sqlx::query(
         "INSERT INTO departments (organization_id, livemode, name, description, timezone, slot_duration,
                                   capacity, is_active, opening_hours, closures, min_notice_minutes, max_advance_days)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          RETURNING id",
     )
     .bind(auth.organization_id)
-    .bind(auth.livemode)
-    .bind(&fields.name)
-    .bind(&fields.description)
-    .bind(&fields.timezone)
-    .bind(fields.slot_duration)
-    .bind(fields.capacity)
-    .bind(fields.is_active)
-    .bind(SqlJson(&fields.opening_hours))
-    .bind(SqlJson(&fields.closures))
-    .bind(fields.min_notice_minutes)
-    .bind(fields.max_advance_days)
-    .fetch_one(&state.pool)
-    .await?;
+    .bind(auth.livemode);
+    let id: i64 = fields
+        .bind_to(query)
+        .fetch_one(&state.pool)
+        .await?
+        .try_get("id")?;
     let row = find_department(&state.pool, &auth, id).await?;
     Ok((StatusCode::CREATED, Json(row.to_json())))
 }
@@ -360,25 +374,14 @@ async fn update(
     let row =
         row.ok_or_else(|| ApiError::not_found(ErrorCode::DepartmentNotFound, "Department"))?;
     let fields = DepartmentFields::of(&row).apply(body)?;
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE departments SET name = $2, description = $3, timezone = $4, slot_duration = $5, capacity = $6,
                 is_active = $7, opening_hours = $8, closures = $9, min_notice_minutes = $10,
                 max_advance_days = $11, updated_at = now()
           WHERE id = $1",
     )
-    .bind(id)
-    .bind(&fields.name)
-    .bind(&fields.description)
-    .bind(&fields.timezone)
-    .bind(fields.slot_duration)
-    .bind(fields.capacity)
-    .bind(fields.is_active)
-    .bind(SqlJson(&fields.opening_hours))
-    .bind(SqlJson(&fields.closures))
-    .bind(fields.min_notice_minutes)
-    .bind(fields.max_advance_days)
-    .execute(&mut *tx)
-    .await?;
+    .bind(id);
+    fields.bind_to(query).execute(&mut *tx).await?;
     let row = find_department(&mut *tx, &auth, id).await?;
     tx.commit().await?;
     Ok(Json(row.to_json()))

@@ -126,3 +126,35 @@ async fn every_documented_operation_exists() {
     }
     assert!(checked >= 25, "only {checked} operations documented");
 }
+
+/// Every route the code registers is documented in openapi.json.
+#[test]
+fn every_served_route_is_documented() {
+    let spec: Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
+    let documented = spec["paths"].as_object().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
+    let mut sources = vec![root.clone()];
+    let mut served = Vec::new();
+    while let Some(path) = sources.pop() {
+        if path.is_dir() {
+            sources.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .map(|entry| entry.unwrap().path()),
+            );
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (index, _) in text.match_indices(".route(") {
+            served.push(text[index..].split('"').nth(1).unwrap().to_owned());
+        }
+    }
+    assert!(served.len() >= 15, "found {served:?}");
+    for route in served {
+        let path = format!("/api/v1{route}");
+        assert!(
+            documented.contains_key(&path),
+            "{path} is served but not in openapi.json"
+        );
+    }
+}
