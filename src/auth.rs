@@ -112,6 +112,7 @@ pub mod scope {
         AppointmentsCancel => Some(Scope::AppointmentsCancel),
         DepartmentsRead => Some(Scope::DepartmentsRead),
         AvailabilityCheck => Some(Scope::AvailabilityCheck),
+        WebhooksManage => Some(Scope::WebhooksManage),
         ApiAdmin => Some(Scope::ApiAdmin),
     }
 }

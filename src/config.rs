@@ -16,6 +16,10 @@ pub struct Settings {
     pub webhook_timeout: Duration,
     pub webhook_retry_schedule: Vec<Duration>,
     pub webhook_allow_private: bool,
+    /// How often idle delivery workers look for due deliveries.
+    pub webhook_poll_interval: Duration,
+    /// Deliveries attempted at once by one server process.
+    pub webhook_concurrency: u32,
     pub log_format: Option<LogFormat>,
     /// How long start-up waits for the database before giving up.
     pub database_connect_timeout: Duration,
@@ -82,6 +86,12 @@ impl Settings {
                 None => parse_schedule("5s,1m,5m,30m,2h,6h,12h,24h")?,
             },
             webhook_allow_private: parse(&get, "MONCRENEAU_WEBHOOK_ALLOW_PRIVATE", false)?,
+            webhook_poll_interval: Duration::from_millis(parse(
+                &get,
+                "MONCRENEAU_WEBHOOK_POLL_MS",
+                500,
+            )?),
+            webhook_concurrency: parse(&get, "MONCRENEAU_WEBHOOK_CONCURRENCY", 8)?.max(1),
             log_format,
             database_connect_timeout: Duration::from_secs(parse(
                 &get,

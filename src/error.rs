@@ -27,6 +27,7 @@ pub enum ErrorCode {
     LiveModeForbidden,
     AppointmentNotFound,
     DepartmentNotFound,
+    WebhookNotFound,
     NotFound,
     MethodNotAllowed,
     SlotNotAvailable,
@@ -51,7 +52,9 @@ impl ErrorCode {
             }
             InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
             InsufficientScope | LiveModeForbidden => StatusCode::FORBIDDEN,
-            AppointmentNotFound | DepartmentNotFound | NotFound => StatusCode::NOT_FOUND,
+            AppointmentNotFound | DepartmentNotFound | WebhookNotFound | NotFound => {
+                StatusCode::NOT_FOUND
+            }
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             SlotNotAvailable | DuplicateAppointment | InvalidStatusTransition => {
                 StatusCode::CONFLICT

@@ -24,7 +24,8 @@ pub struct Subject {
     pub appointment: Option<(i64, i32)>,
 }
 
-/// Writes one event; `data` is the body's `data` member (`{"object": …, "changes": …}`).
+/// Writes one event, and one pending delivery for each active webhook of the organization's mode
+/// that subscribes to its type; `data` is the body's `data` member (`{"object": …, "changes": …}`).
 pub async fn record(
     connection: &mut PgConnection,
     subject: &Subject,
@@ -53,6 +54,19 @@ pub async fn record(
     .bind(subject.appointment.map(|(id, _)| id))
     .bind(subject.appointment.map(|(_, sequence)| sequence))
     .bind(&payload)
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, next_attempt_at)
+         SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), w.id, $1, now()
+           FROM webhooks w
+          WHERE w.organization_id = $2 AND w.livemode = $3 AND w.active
+            AND ($4 = ANY (w.events) OR '*' = ANY (w.events))",
+    )
+    .bind(&id)
+    .bind(subject.organization_id)
+    .bind(subject.livemode)
+    .bind(event_type)
     .execute(connection)
     .await?;
     Ok(id)

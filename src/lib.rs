@@ -13,3 +13,4 @@ pub mod request_id;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;

@@ -10,11 +10,14 @@ use axum::response::IntoResponse;
 use axum::{middleware, Router};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::error::{ApiError, ErrorCode};
+use crate::webhooks::sender::Sender;
+use crate::webhooks::worker::Worker;
 use crate::{database, request_id, routes};
 
 /// Request bodies larger than this are refused with 413.
@@ -24,6 +27,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
+    /// The webhook HTTP client (guarded, no redirects), shared with the delivery worker.
+    pub sender: Sender,
 }
 
 pub struct Application {
@@ -31,6 +36,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     pool: PgPool,
+    worker: Worker,
 }
 
 impl Application {
@@ -41,15 +47,19 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let port = listener.local_addr()?.port();
+        let sender = Sender::new(&settings)?;
+        let worker = Worker::new(pool.clone(), sender.clone(), &settings);
         let state = AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),
+            sender,
         };
         Ok(Self {
             port,
             listener,
             router: router(state),
             pool,
+            worker,
         })
     }
 
@@ -61,12 +71,18 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish.
+    /// Serves and delivers webhooks until SIGTERM or Ctrl-C, then lets requests in flight
+    /// finish and stops the worker between two attempts.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "listening");
-        axum::serve(self.listener, self.router)
+        let (stop, stopped) = watch::channel(false);
+        let worker = tokio::spawn(self.worker.run(stopped));
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
-            .await
+            .await;
+        let _ = stop.send(true);
+        let _ = worker.await;
+        served
     }
 }
 

@@ -6,8 +6,10 @@ pub mod appointments;
 pub mod availability;
 pub mod credits;
 pub mod departments;
+pub mod events;
 pub mod health;
 pub mod pagination;
+pub mod webhooks;
 
 use axum::Router;
 
@@ -21,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .merge(availability::router())
         .merge(credits::router())
         .merge(departments::router())
+        .merge(events::router())
+        .merge(webhooks::router())
         .merge(health::router());
     Router::new().nest("/api/v1", api).merge(health::router())
 }

@@ -202,6 +202,13 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.admin_token = Some(ADMIN_TOKEN.to_owned());
     settings.public_url = "http://moncreneau.test".to_owned();
     settings.webhook_allow_private = true;
+    // A test-shortened delivery rhythm.
+    settings.webhook_retry_schedule = vec![
+        Duration::from_millis(300),
+        Duration::from_millis(600),
+        Duration::from_millis(900),
+    ];
+    settings.webhook_poll_interval = Duration::from_millis(50);
     settings
 }
 
@@ -217,7 +224,13 @@ pub async fn start_server(settings: Settings) -> String {
 
 pub async fn spawn_app() -> TestApp {
     let database = TestDatabase::create().await;
-    let address = start_server(test_settings(&database.url())).await;
+    let settings = test_settings(&database.url());
+    spawn_app_with(database, settings).await
+}
+
+/// A test app on `database` with its own settings (their `database_url` must name it).
+pub async fn spawn_app_with(database: TestDatabase, settings: Settings) -> TestApp {
+    let address = start_server(settings).await;
     let db = PgPoolOptions::new()
         .max_connections(4)
         .connect(&database.url())

@@ -1,6 +1,7 @@
 //! The integration suite: the real server over HTTP, a fresh Postgres database per test.
 
 mod helpers;
+mod receiver;
 
 mod admin;
 mod api_keys;
@@ -14,3 +15,5 @@ mod operations;
 mod reschedule;
 mod resilience;
 mod tenancy;
+mod webhook_delivery;
+mod webhooks;

@@ -1,0 +1,608 @@
+//! Webhook management, signatures checked by independent verifiers, and the events themselves.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::helpers::{expect_error, expect_status, slot, spawn_app, TestApp};
+use crate::receiver::{Receiver, Reply};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+pub async fn create_webhook(
+    app: &TestApp,
+    key: &str,
+    url: &str,
+    events: Value,
+) -> (String, String) {
+    let body = expect_status(
+        app.post("/webhooks", key, &json!({"url": url, "events": events}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    (
+        body["id"].as_str().unwrap().to_owned(),
+        body["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn hex_hmac(key: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The official Python SDK's helper, verbatim in its algorithm: it re-serializes the parsed body
+/// with `json.dumps` before computing the HMAC.
+fn sdk_helper_accepts(body: &[u8], signature: &str, secret: &str) -> bool {
+    let script = r#"
+import hashlib, hmac, json, sys
+payload = json.loads(sys.stdin.buffer.read())
+computed = hmac.new(sys.argv[2].encode('utf-8'), json.dumps(payload).encode('utf-8'), hashlib.sha256).hexdigest()
+sys.exit(0 if hmac.compare_digest(computed, sys.argv[1]) else 1)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, signature, secret])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    child.wait().unwrap().success()
+}
+
+#[tokio::test]
+async fn webhooks_are_created_listed_read_updated_and_deleted() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let created = expect_status(
+        app.post("/webhooks", &key, &json!({"url": "https://hooks.example.test/in", "events": ["appointment.created", "*"], "description": "CRM"})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    assert!(id.starts_with("wh_"));
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(
+        (created["active"].as_bool(), created["livemode"].as_bool()),
+        (Some(true), Some(false))
+    );
+
+    let listed = expect_status(app.get("/webhooks", &key).await, StatusCode::OK).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert!(
+        listed["data"][0].get("secret").is_none(),
+        "secrets are hidden when listed"
+    );
+    let fetched = expect_status(
+        app.get(&format!("/webhooks/{id}"), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(fetched.get("secret").is_none());
+
+    let updated = expect_status(
+        app.request(
+            reqwest::Method::PUT,
+            &format!("/webhooks/{id}"),
+            &key,
+            Some(&json!({"events": ["appointment.cancelled"], "active": false})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (updated["events"].clone(), updated["active"].clone()),
+        (json!(["appointment.cancelled"]), json!(false))
+    );
+    assert_eq!(updated["url"], "https://hooks.example.test/in");
+
+    let given = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let with_secret = expect_status(
+        app.post(
+            "/webhooks",
+            &key,
+            &json!({"url": "https://b.example.test/", "events": ["*"], "secret": given}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(with_secret["secret"], given);
+
+    expect_status(
+        app.delete(&format!("/webhooks/{id}"), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_error(
+        app.get(&format!("/webhooks/{id}"), &key).await,
+        StatusCode::NOT_FOUND,
+        "WEBHOOK_NOT_FOUND",
+    )
+    .await;
+    // Another mode, another organization: not found.
+    let other = with_secret["id"].as_str().unwrap();
+    expect_error(
+        app.get(&format!("/webhooks/{other}"), &app.org.live_key)
+            .await,
+        StatusCode::NOT_FOUND,
+        "WEBHOOK_NOT_FOUND",
+    )
+    .await;
+    let stranger = app.create_org("Other", 0).await;
+    expect_error(
+        app.delete(&format!("/webhooks/{other}"), &stranger.test_key)
+            .await,
+        StatusCode::NOT_FOUND,
+        "WEBHOOK_NOT_FOUND",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_webhook_bodies_are_400_and_the_scope_is_required() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let cases = [
+        (json!({"events": ["*"]}), "url", "MISSING_REQUIRED_FIELD"),
+        (
+            json!({"url": "https://a.example.test/"}),
+            "events",
+            "MISSING_REQUIRED_FIELD",
+        ),
+        (
+            json!({"url": "https://a.example.test/", "events": []}),
+            "events",
+            "INVALID_FIELD_VALUE",
+        ),
+        (
+            json!({"url": "https://a.example.test/", "events": ["appointment.deleted"]}),
+            "events[0]",
+            "INVALID_FIELD_VALUE",
+        ),
+        (
+            json!({"url": "ftp://a.example.test/", "events": ["*"]}),
+            "url",
+            "INVALID_FIELD_VALUE",
+        ),
+        (
+            json!({"url": "https://a.example.test/", "events": ["*"], "secret": "plain"}),
+            "secret",
+            "INVALID_FIELD_VALUE",
+        ),
+        (
+            json!({"url": "https://a.example.test/", "events": ["*"], "secret": "whsec_c2hvcnQ="}),
+            "secret",
+            "INVALID_FIELD_VALUE",
+        ),
+    ];
+    for (body, field, code) in cases {
+        let answer = expect_status(
+            app.post("/webhooks", &key, &body).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(
+            (
+                answer["errors"][0]["field"].as_str(),
+                answer["errors"][0]["code"].as_str()
+            ),
+            (Some(field), Some(code)),
+            "{body}"
+        );
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhooks")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    let reader = expect_status(
+        app.post(
+            "/api-keys",
+            &key,
+            &json!({"name": "r", "scopes": ["appointments:read"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let reader = reader["key"].as_str().unwrap();
+    for path in ["/webhooks", "/events"] {
+        let body = expect_error(
+            app.get(path, reader).await,
+            StatusCode::FORBIDDEN,
+            "INSUFFICIENT_SCOPE",
+        )
+        .await;
+        assert_eq!(body["error"]["details"]["requiredScope"], "webhooks:manage");
+    }
+}
+
+#[tokio::test]
+async fn every_delivery_is_signed_for_each_kind_of_verifier() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let receiver = Receiver::start(vec![]).await;
+    let (_, secret) =
+        create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
+    let department = app.create_department(&key, 2).await;
+    // A non-ASCII name: the body must still verify through the SDK's re-serialization.
+    let body = json!({"departmentId": department, "dateTime": slot(2, "10:00"), "name": "Aïssatou Diallo ☀"});
+    expect_status(
+        app.post("/appointments", &key, &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let delivery = receiver.wait_for(1, WAIT).await.remove(0);
+
+    let expected = hex_hmac(secret.as_bytes(), &delivery.body);
+    assert_eq!(
+        delivery.header("x-moncreneau-signature"),
+        format!("sha256={expected}")
+    );
+    assert_eq!(delivery.header("x-webhook-signature"), expected);
+    assert_eq!(delivery.header("x-moncreneau-event"), "appointment.created");
+    assert!(delivery
+        .header("user-agent")
+        .starts_with("Moncreneau-Webhooks/"));
+    assert_eq!(
+        delivery.header("webhook-id"),
+        delivery.json()["id"].as_str().unwrap()
+    );
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&delivery.body, &delivery.headers)
+        .expect("Standard Webhooks verification");
+    assert!(
+        sdk_helper_accepts(
+            &delivery.body,
+            delivery.header("x-webhook-signature"),
+            &secret
+        ),
+        "the SDK helper accepts it"
+    );
+    assert!(
+        !sdk_helper_accepts(
+            &delivery.body,
+            delivery.header("x-webhook-signature"),
+            "whsec_wrong"
+        ),
+        "and rejects a wrong secret"
+    );
+    let tampered = String::from_utf8(delivery.body.to_vec())
+        .unwrap()
+        .replace("Diallo", "Diall0");
+    assert!(standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(tampered.as_bytes(), &delivery.headers)
+        .is_err());
+}
+
+#[tokio::test]
+async fn during_a_rotation_both_secrets_sign() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let receiver = Receiver::start(vec![]).await;
+    let (id, old) = create_webhook(&app, &key, &receiver.url, json!(["*"])).await;
+    let rotated = expect_status(
+        app.post(&format!("/webhooks/{id}/rotate-secret"), &key, &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert!(rotated["previousSecretExpiresAt"].is_string());
+    let department = app.create_department(&key, 2).await;
+    expect_status(
+        app.book(&key, department, &slot(2, "10:00")).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let delivery = receiver.wait_for(1, WAIT).await.remove(0);
+
+    for secret in [&old, &new] {
+        standardwebhooks::Webhook::new(secret)
+            .unwrap()
+            .verify(&delivery.body, &delivery.headers)
+            .expect("each secret verifies");
+    }
+    assert_eq!(delivery.header("webhook-signature").split(' ').count(), 2);
+    assert_eq!(
+        delivery.header("x-webhook-signature"),
+        hex_hmac(new.as_bytes(), &delivery.body)
+    );
+    assert_eq!(
+        delivery.header("x-moncreneau-signature-previous"),
+        format!("sha256={}", hex_hmac(old.as_bytes(), &delivery.body))
+    );
+
+    // Once the overlap is over, only the new secret signs.
+    sqlx::query("UPDATE webhooks SET previous_secret_expires_at = now() - interval '1 second'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    expect_status(
+        app.book(&key, department, &slot(2, "10:30")).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let later = receiver.wait_for(2, WAIT).await.remove(1);
+    assert!(standardwebhooks::Webhook::new(&old)
+        .unwrap()
+        .verify(&later.body, &later.headers)
+        .is_err());
+    standardwebhooks::Webhook::new(&new)
+        .unwrap()
+        .verify(&later.body, &later.headers)
+        .unwrap();
+    assert!(later
+        .headers
+        .get("x-moncreneau-signature-previous")
+        .is_none());
+}
+
+#[tokio::test]
+async fn each_event_type_arrives_at_its_moment_with_its_payload_and_sequence() {
+    let app = spawn_app().await;
+    let org = app.create_org("Events Clinic", 6).await;
+    let key = org.live_key.clone();
+    let receiver = Receiver::start(vec![]).await;
+    create_webhook(&app, &key, &receiver.url, json!(["*"])).await;
+    let department = app.create_department(&key, 2).await;
+    let book = |time: &'static str| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            expect_status(
+                app.book(&key, department, &slot(2, time)).await,
+                StatusCode::CREATED,
+            )
+            .await["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+
+    let a = book("10:00").await; // 5 left: at the threshold, credits.low
+    expect_status(
+        app.patch(
+            &format!("/appointments/{a}"),
+            &key,
+            &json!({"dateTime": slot(3, "11:00")}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let cancel = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/appointments/{a}"),
+            &key,
+            Some(&json!({"reason": "Travel"})),
+        )
+        .await;
+    expect_status(cancel, StatusCode::OK).await; // refund: 6 left
+    let b = book("10:30").await; // 5
+    expect_status(
+        app.post(&format!("/appointments/{b}/validate"), &key, &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let c = book("11:00").await; // 4
+    expect_status(
+        app.post(&format!("/appointments/{c}/no-show"), &key, &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    for time in ["11:30", "12:00", "12:30", "13:00"] {
+        book(time).await; // down to 0: credits.depleted
+    }
+    let events: Vec<Value> = receiver
+        .wait_for(14, WAIT)
+        .await
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    let of = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let about = |id: i64| {
+        let mut list: Vec<(i64, String)> = events
+            .iter()
+            .filter(|e| {
+                e["data"]["object"]["id"] == id
+                    && e["type"].as_str().unwrap().starts_with("appointment.")
+            })
+            .map(|e| {
+                (
+                    e["sequence"].as_i64().unwrap(),
+                    e["type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        list.sort();
+        list
+    };
+
+    assert_eq!(
+        about(a),
+        [
+            (1, "appointment.created".to_owned()),
+            (2, "appointment.updated".to_owned()),
+            (3, "appointment.cancelled".to_owned())
+        ]
+    );
+    assert_eq!(
+        about(b),
+        [
+            (1, "appointment.created".to_owned()),
+            (2, "appointment.validated".to_owned())
+        ]
+    );
+    assert_eq!(
+        about(c),
+        [
+            (1, "appointment.created".to_owned()),
+            (2, "appointment.no_show".to_owned())
+        ]
+    );
+    let created = of("appointment.created")
+        .into_iter()
+        .find(|e| e["data"]["object"]["id"] == a)
+        .unwrap();
+    assert_eq!(created["data"]["object"]["creditsUsed"], 1);
+    assert_eq!(created["livemode"], true);
+    assert!(created["id"].as_str().unwrap().starts_with("evt_"));
+    let updated = &of("appointment.updated")[0];
+    assert_eq!(
+        updated["data"]["changes"]["dateTime"],
+        json!({"from": slot(2, "10:00"), "to": slot(3, "11:00")})
+    );
+    let cancelled = &of("appointment.cancelled")[0]["data"]["object"];
+    assert_eq!(
+        (
+            cancelled["cancelReason"].as_str(),
+            cancelled["creditsRefunded"].as_i64()
+        ),
+        (Some("Travel"), Some(1))
+    );
+    assert!(
+        cancelled["cancelledAt"].is_string()
+            && cancelled["cancelledBy"]
+                .as_str()
+                .unwrap()
+                .starts_with("key_")
+    );
+    let low = of("credits.low");
+    assert_eq!(
+        low.len(),
+        2,
+        "crossed downwards twice (6→5, and after the refund 6→5 again)"
+    );
+    assert_eq!(low[0]["data"]["object"]["availableCredits"], 5);
+    let depleted = of("credits.depleted");
+    assert_eq!(depleted.len(), 1);
+    assert_eq!(depleted[0]["data"]["object"]["availableCredits"], 0);
+}
+
+#[tokio::test]
+async fn the_events_api_lets_a_receiver_catch_up() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 2).await;
+    let id = expect_status(
+        app.book(&key, department, &slot(2, "10:00")).await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    expect_status(
+        app.delete(&format!("/appointments/{id}"), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let all = expect_status(app.get("/events", &key).await, StatusCode::OK).await;
+    assert_eq!(all["totalElements"], 2);
+    assert_eq!(
+        all["content"][0]["type"], "appointment.cancelled",
+        "newest first"
+    );
+    let created = expect_status(
+        app.get("/events?type=appointment.created&size=1", &key)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(created["content"].as_array().unwrap().len(), 1);
+    let event_id = created["content"][0]["id"].as_str().unwrap();
+    let one = expect_status(
+        app.get(&format!("/events/{event_id}"), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(one, created["content"][0]);
+    expect_error(
+        app.get(&format!("/events/{event_id}"), &app.org.live_key)
+            .await,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+    )
+    .await;
+    expect_error(
+        app.get("/events?type=appointment.deleted", &key).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+    )
+    .await;
+    // Older than 30 days: gone from the API.
+    sqlx::query("UPDATE events SET created_at = now() - interval '31 days' WHERE id = $1")
+        .bind(event_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    expect_error(
+        app.get(&format!("/events/{event_id}"), &key).await,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_eq!(
+        expect_status(app.get("/events", &key).await, StatusCode::OK).await["totalElements"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_test_endpoint_reports_how_the_receiver_answered() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let receiver = Receiver::start(vec![Reply::status(200), Reply::status(503)]).await;
+    let (id, secret) =
+        create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
+
+    let ok = expect_status(
+        app.post(&format!("/webhooks/{id}/test"), &key, &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (ok["success"].as_bool(), ok["httpStatus"].as_i64()),
+        (Some(true), Some(200))
+    );
+    assert!(ok["responseTime"].as_i64().is_some() && ok["message"].is_string());
+    let refused = expect_status(
+        app.post(&format!("/webhooks/{id}/test"), &key, &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (refused["success"].as_bool(), refused["httpStatus"].as_i64()),
+        (Some(false), Some(503))
+    );
+
+    let test_event = receiver.received().remove(0);
+    assert_eq!(test_event.json()["type"], "webhook.test");
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&test_event.body, &test_event.headers)
+        .unwrap();
+}
