@@ -89,21 +89,47 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
         })
 }
 
-/// Parses JSON, naming the field behind any type error.
+/// Parses JSON, naming the field behind any type error. Strings holding a NUL character are
+/// refused here, once for every route: no text column can store one.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| json_error(String::new(), &error))?;
+    if let Some(field) = nul_field(&value, "") {
+        return Err(ApiError::validation(vec![FieldError::invalid(
+            &field,
+            "must not contain NUL characters",
+        )]));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let field = error.path().to_string();
         let inner = error.into_inner();
         json_error(field, &inner)
-    })?;
-    deserializer.end().map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            "Malformed JSON: trailing characters",
-        )
-    })?;
-    Ok(value)
+    })
+}
+
+/// The path of the first string (or key) holding a NUL character.
+fn nul_field(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => Some(path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_field(item, &format!("{path}[{index}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let here = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                Some(here)
+            } else {
+                nul_field(item, &here)
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn json_error(field: String, error: &serde_json::Error) -> ApiError {
@@ -132,6 +158,18 @@ fn json_error(field: String, error: &serde_json::Error) -> ApiError {
     }
 }
 
+/// Whether a raw URL part carries a NUL character (`%00`), which no text column can store.
+fn encodes_nul(raw: &str) -> bool {
+    raw.contains("%00")
+}
+
+fn nul_in_url() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        "The URL must not contain NUL characters (%00)",
+    )
+}
+
 /// Query parameters, 400 `INVALID_REQUEST` when they do not parse.
 pub struct ApiQuery<T>(pub T);
 
@@ -143,6 +181,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(encodes_nul) {
+            return Err(nul_in_url());
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| ApiQuery(value))
@@ -167,6 +208,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if encodes_nul(parts.uri.path()) {
+            return Err(nul_in_url());
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| ApiPath(value))
@@ -219,6 +263,14 @@ mod tests {
         let error = parse_json::<Body>(br#"{"inner": {"nmae": "x"}}"#).unwrap_err();
         assert_eq!(error.code(), ErrorCode::InvalidRequest);
         assert!(format!("{error:?}").contains("inner.nmae"), "{error:?}");
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_in_a_body_names_its_field() {
+        let error = parse_json::<Body>(br#"{"inner": {"name": "a\u0000b"}}"#).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidFieldValue);
+        assert!(format!("{error:?}").contains("inner.name"), "{error:?}");
+        assert!(encodes_nul("/x/%00") && !encodes_nul("/x/%200"));
     }
 
     #[test]

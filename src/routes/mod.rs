@@ -6,6 +6,7 @@ pub mod appointments;
 pub mod availability;
 pub mod credits;
 pub mod departments;
+pub mod docs;
 pub mod events;
 pub mod health;
 pub mod pagination;
@@ -25,6 +26,10 @@ pub fn router() -> Router<AppState> {
         .merge(departments::router())
         .merge(events::router())
         .merge(webhooks::router())
+        .merge(docs::router())
         .merge(health::router());
-    Router::new().nest("/api/v1", api).merge(health::router())
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(health::router())
+        .merge(docs::router())
 }

@@ -49,7 +49,8 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
 /// resolves to. The error is a sentence for the client.
 pub async fn check_receiver_url(text: &str, allow_private: bool) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|_| "must be an absolute URL".to_owned())?;
-    if text.len() > 2048 {
+    // The normalized form is what is stored and shown, and it can be longer than the input.
+    if text.chars().count() > 2048 || url.as_str().chars().count() > 2048 {
         return Err("must be at most 2048 characters".to_owned());
     }
     match url.scheme() {

@@ -176,7 +176,7 @@ async fn the_command_line_creates_an_organization_whose_keys_work() {
         ])
         .env("DATABASE_URL", app.database.url())
         .env("MONCRENEAU_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .output()
         .await
         .unwrap();

@@ -381,7 +381,7 @@ async fn without_an_admin_token_the_operator_api_does_not_exist() {
     let mut settings = test_settings(&database.url());
     settings.admin_token = None;
     let address = start_server(settings).await;
-    let response = reqwest::Client::new()
+    let response = crate::contract::ContractClient::new(reqwest::Client::new())
         .post(format!("{address}/api/v1/admin/organizations"))
         .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"name": "X"}))

@@ -15,6 +15,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::OnceCell;
 
+use crate::contract::ContractClient;
+
 pub const ADMIN_TOKEN: &str = "test-operator-token";
 
 /// The server-level URL tests use: `DATABASE_URL` or the same default as the server.
@@ -188,7 +190,8 @@ pub struct Org {
 
 pub struct TestApp {
     pub address: String,
-    pub client: reqwest::Client,
+    /// Every response it receives is checked against openapi.json.
+    pub client: ContractClient,
     /// A separate pool on the test database, for assertions on what was written.
     pub db: PgPool,
     pub org: Org,
@@ -236,10 +239,12 @@ pub async fn spawn_app_with(database: TestDatabase, settings: Settings) -> TestA
         .connect(&database.url())
         .await
         .expect("test pool");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("http client");
+    let client = ContractClient::new(
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client"),
+    );
     let mut app = TestApp {
         address,
         client,

@@ -1,5 +1,6 @@
 //! The integration suite: the real server over HTTP, a fresh Postgres database per test.
 
+mod contract;
 mod helpers;
 mod receiver;
 

@@ -158,3 +158,32 @@ fn every_served_route_is_documented() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_nul_character_in_a_body_query_or_path_is_a_400_not_a_500() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let before = app.footprint().await;
+    let grant = app
+        .post(
+            "/credits/grants",
+            &key,
+            &serde_json::json!({"amount": 1, "reason": "a\u{0}b"}),
+        )
+        .await;
+    let body = expect_error(grant, StatusCode::BAD_REQUEST, "INVALID_FIELD_VALUE").await;
+    assert_eq!(body["errors"][0]["field"], "reason");
+    expect_error(
+        app.get("/appointments?externalUserId=%00", &key).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+    )
+    .await;
+    expect_error(
+        app.get("/webhooks/wh_%00", &key).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(app.footprint().await, before);
+}

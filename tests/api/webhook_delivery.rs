@@ -402,7 +402,7 @@ async fn an_event_survives_a_kill_between_commit_and_delivery() {
     let receiver = Receiver::start(vec![]).await;
     // First life: the worker looks once at start, then sleeps ten minutes.
     let (mut first, address) = spawn_binary(&database, "600000").await;
-    let client = reqwest::Client::new();
+    let client = crate::contract::ContractClient::new(reqwest::Client::new());
     let org = expect_status(
         client
             .post(format!("{address}/api/v1/admin/organizations"))
@@ -479,11 +479,11 @@ async fn spawn_binary(database: &TestDatabase, poll_ms: &str) -> (tokio::process
         .env("MONCRENEAU_WEBHOOK_POLL_MS", poll_ms)
         .env("MONCRENEAU_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let address = tokio::time::timeout(WAIT, async {
         while let Some(line) = lines.next_line().await.unwrap() {
             let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
