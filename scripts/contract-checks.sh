@@ -31,6 +31,8 @@ database=mc_contract_$$
 export DATABASE_URL="${server_url%/*}/$database"
 export MONCRENEAU_ADDR=127.0.0.1:0 MONCRENEAU_LOG_FORMAT=json MONCRENEAU_WEBHOOK_ALLOW_PRIVATE=true
 export MONCRENEAU_ADMIN_TOKEN=contract-checks-operator MONCRENEAU_WEBHOOK_POLL_MS=100
+# The fuzzer sends thousands of requests per key: a quota it cannot reach.
+export MONCRENEAU_RATE_LIMIT_PER_HOUR=1000000
 log=$(mktemp)
 target/debug/moncreneau serve 2>"$log" &
 server=$!
@@ -69,14 +71,16 @@ run() {
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
 
-# positive_data_acceptance is left out: a schema cannot say which time zones exist, which days a
-# department opens, or which hosts resolve, so schema-valid requests may rightly be refused.
+# Left out: positive_data_acceptance, since a schema cannot say which time zones exist, which
+# days a department opens or which hosts resolve, so schema-valid requests may rightly be
+# refused; and use_after_free, since DELETE /departments/{id} deactivates by contract (the
+# department stays readable) — deletions are covered by the integration suite instead.
 # The operator token rides along so that /admin routes are exercised too; organization routes
 # use X-API-Key. Revoking keys is fuzzed on its own, last, with a key of its own.
 fuzz() {
-  "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run openapi.json --url "$base" --no-color --workers 2 --max-examples 50 \
+  "$venv/bin/schemathesis" run openapi.json --url "$base" --no-color --workers 2 --max-examples 50 \
     -H "X-API-Key: $1" -H "Authorization: Bearer $MONCRENEAU_ADMIN_TOKEN" \
-    --checks all --exclude-checks positive_data_acceptance "${@:2}"
+    --checks all --exclude-checks positive_data_acceptance,use_after_free "${@:2}"
 }
 run "schemathesis" fuzz "$(new_key)" --exclude-operation-id revokeApiKey
 run "schemathesis (key revocation)" fuzz "$(new_key)" --include-operation-id revokeApiKey --include-operation-id createApiKey

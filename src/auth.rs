@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::rate_limit::{self, Quota};
 use crate::startup::AppState;
 
 /// A caller authenticated by an organization's API key. Every query it leads to is filtered by
@@ -47,7 +48,26 @@ struct KeyRow {
     scopes: Vec<String>,
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    /// Requests of this key in the current window, this one included (when limits are on).
+    requests: Option<i32>,
+    reset_at: Option<i64>,
 }
+
+/// Looks the key up and, for a usable key under a limit, counts the request: one round trip.
+const LOOKUP_AND_COUNT: &str = "
+    WITH key AS (
+        SELECT id, organization_id, livemode, scopes, expires_at, revoked_at
+          FROM api_keys WHERE key_hash = $1
+    ), counted AS (
+        INSERT INTO rate_limit_windows (key_id, window_start, requests)
+        SELECT id, date_trunc('hour', now()), 1 FROM key
+         WHERE $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+        ON CONFLICT (key_id, window_start) DO UPDATE SET requests = rate_limit_windows.requests + 1
+        RETURNING requests, window_start
+    )
+    SELECT key.*, counted.requests,
+           extract(epoch FROM counted.window_start + interval '1 hour')::bigint AS reset_at
+      FROM key LEFT JOIN counted ON TRUE";
 
 impl FromRequestParts<AppState> for ApiKeyAuth {
     type Rejection = ApiError;
@@ -60,13 +80,12 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
         if key_mode(&key).is_none() {
             return Err(malformed());
         }
-        let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT id, organization_id, livemode, scopes, expires_at, revoked_at
-               FROM api_keys WHERE key_hash = $1",
-        )
-        .bind(hash_key(&key))
-        .fetch_optional(&state.pool)
-        .await?;
+        let limit = state.settings.rate_limit_per_hour;
+        let row: Option<KeyRow> = sqlx::query_as(LOOKUP_AND_COUNT)
+            .bind(hash_key(&key))
+            .bind(limit > 0)
+            .fetch_optional(&state.pool)
+            .await?;
         let row =
             row.ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "The API key is not valid"))?;
         let now = Utc::now();
@@ -75,6 +94,22 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
                 ErrorCode::ExpiredApiKey,
                 "The API key has expired or was revoked",
             ));
+        }
+        if let (Some(used), Some(reset)) = (row.requests, row.reset_at) {
+            let quota = Quota {
+                limit,
+                used: i64::from(used),
+                reset,
+            };
+            rate_limit::record(quota);
+            if quota.exceeded() {
+                return Err(ApiError::new(
+                    ErrorCode::RateLimitExceeded,
+                    format!("This API key is limited to {limit} requests per hour"),
+                )
+                .with_detail("limit", limit)
+                .with_detail("resetAt", reset));
+            }
         }
         Ok(Self {
             key_id: row.id,

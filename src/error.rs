@@ -37,6 +37,9 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     SlotNotOffered,
     DepartmentInactive,
+    IdempotencyConflict,
+    IdempotencyKeyReused,
+    RateLimitExceeded,
     InternalError,
     ServiceUnavailable,
 }
@@ -56,12 +59,16 @@ impl ErrorCode {
                 StatusCode::NOT_FOUND
             }
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            SlotNotAvailable | DuplicateAppointment | InvalidStatusTransition => {
-                StatusCode::CONFLICT
-            }
+            SlotNotAvailable
+            | DuplicateAppointment
+            | InvalidStatusTransition
+            | IdempotencyConflict => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            SlotNotOffered | DepartmentInactive => StatusCode::UNPROCESSABLE_ENTITY,
+            SlotNotOffered | DepartmentInactive | IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::error::{ApiError, ErrorCode};
 use crate::webhooks::sender::Sender;
 use crate::webhooks::worker::Worker;
-use crate::{database, request_id, routes};
+use crate::{database, rate_limit, request_id, routes};
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id = %id)
             }),
         )
+        .layer(middleware::from_fn(rate_limit::layer))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(state)
 }

@@ -5,3 +5,4 @@ pub mod datetime;
 pub mod keys;
 pub mod schedule;
 pub mod status;
+pub mod text;

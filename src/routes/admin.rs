@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use crate::auth::Operator;
 use crate::domain::datetime::format_timestamp;
 use crate::domain::keys::Scope;
+use crate::domain::text;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::ledger::{self, Account};
@@ -48,12 +49,20 @@ async fn create(
     ApiJson(body): ApiJson<CreateOrganization>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut errors = Vec::new();
-    let name = body.name.as_deref().map(str::trim).unwrap_or_default();
-    if body.name.is_none() {
-        errors.push(FieldError::missing("name"));
-    } else if !(1..=200).contains(&name.chars().count()) {
-        errors.push(FieldError::invalid("name", "must be 1 to 200 characters"));
-    }
+    let name = match body.name.as_deref().map(|name| text::required(name, 200)) {
+        None => {
+            errors.push(FieldError::missing("name"));
+            String::new()
+        }
+        Some(Ok(name)) => name,
+        Some(Err(_)) => {
+            errors.push(FieldError::invalid(
+                "name",
+                "must be 1 to 200 characters, not blank",
+            ));
+            String::new()
+        }
+    };
     let live_credits = body.live_credits.unwrap_or(0);
     if !(0..=MAX_GRANT).contains(&live_credits) {
         errors.push(FieldError::invalid(
@@ -62,7 +71,7 @@ async fn create(
         ));
     }
     check_fields(errors)?;
-    let created = create_organization(&state.pool, name, live_credits).await?;
+    let created = create_organization(&state.pool, &name, live_credits).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -185,16 +194,26 @@ impl GrantBody {
             )),
             Some(_) => {}
         }
-        let reason = self.reason.as_deref().map(str::trim).unwrap_or_default();
-        match &self.reason {
-            None => errors.push(FieldError::missing("reason")),
-            Some(_) if !(1..=500).contains(&reason.chars().count()) => {
-                errors.push(FieldError::invalid("reason", "must be 1 to 500 characters"))
+        let reason = match self
+            .reason
+            .as_deref()
+            .map(|reason| text::required(reason, 500))
+        {
+            None => {
+                errors.push(FieldError::missing("reason"));
+                String::new()
             }
-            Some(_) => {}
-        }
+            Some(Ok(reason)) => reason,
+            Some(Err(_)) => {
+                errors.push(FieldError::invalid(
+                    "reason",
+                    "must be 1 to 500 characters, not blank",
+                ));
+                String::new()
+            }
+        };
         check_fields(errors)?;
-        Ok((self.amount.unwrap_or_default(), reason.to_owned()))
+        Ok((self.amount.unwrap_or_default(), reason))
     }
 }
 

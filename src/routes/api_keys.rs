@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_timestamp;
 use crate::domain::keys::{generate_key, hash_key, random_id, Scope};
+use crate::domain::text;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::ledger::Account;
@@ -114,12 +115,20 @@ async fn create(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut errors = Vec::new();
-    let name = body.name.as_deref().map(str::trim).unwrap_or_default();
-    if body.name.is_none() {
-        errors.push(FieldError::missing("name"));
-    } else if !(1..=100).contains(&name.chars().count()) {
-        errors.push(FieldError::invalid("name", "must be 1 to 100 characters"));
-    }
+    let name = match body.name.as_deref().map(|name| text::required(name, 100)) {
+        None => {
+            errors.push(FieldError::missing("name"));
+            String::new()
+        }
+        Some(Ok(name)) => name,
+        Some(Err(_)) => {
+            errors.push(FieldError::invalid(
+                "name",
+                "must be 1 to 100 characters, not blank",
+            ));
+            String::new()
+        }
+    };
     let mut scopes = Vec::new();
     match &body.scopes {
         None => errors.push(FieldError::missing("scopes")),
@@ -166,7 +175,7 @@ async fn create(
         livemode: auth.livemode,
     };
     let mut connection = state.pool.acquire().await?;
-    let (id, key) = insert_key(&mut connection, account, name, &scopes, expires_at).await?;
+    let (id, key) = insert_key(&mut connection, account, &name, &scopes, expires_at).await?;
     let row: KeyRow = sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
         .bind(&id)
         .fetch_one(&mut *connection)

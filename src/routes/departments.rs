@@ -18,6 +18,7 @@ use sqlx::{PgExecutor, Postgres, Row};
 use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::datetime::format_timestamp;
 use crate::domain::schedule::{Closure, OpeningHours, RangeText, Schedule};
+use crate::domain::text;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::startup::AppState;
@@ -233,11 +234,12 @@ impl DepartmentFields {
     fn apply(mut self, body: DepartmentBody) -> ApiResult<Self> {
         let mut errors = Vec::new();
         if let Some(name) = body.name {
-            let name = name.trim();
-            if (1..=200).contains(&name.chars().count()) {
-                self.name = name.to_owned();
-            } else {
-                errors.push(FieldError::invalid("name", "must be 1 to 200 characters"));
+            match text::required(&name, 200) {
+                Ok(name) => self.name = name,
+                Err(_) => errors.push(FieldError::invalid(
+                    "name",
+                    "must be 1 to 200 characters, not blank",
+                )),
             }
         }
         if let Some(description) = body.description {

@@ -106,6 +106,12 @@ async fn each_bad_input_is_a_400_naming_its_field_and_writes_nothing() {
             "name over 200",
         ),
         (
+            with("name", json!(format!("{}Jean Dupont", " ".repeat(195)))),
+            "INVALID_FIELD_VALUE",
+            "name",
+            "padded beyond 200: the limit counts the value as sent",
+        ),
+        (
             with("phone", json!("0621234567")),
             "INVALID_PHONE_NUMBER",
             "phone",

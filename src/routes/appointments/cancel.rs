@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use super::{lock_appointment, reload};
 use crate::auth::{scope, Authorized};
 use crate::domain::status::Status;
-use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
+use crate::domain::text::{self, TextError};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events;
 use crate::extract::{ApiPath, OptionalJson};
 use crate::ledger::{self, Account};
@@ -53,16 +54,20 @@ pub async fn cancel(
     ApiPath(id): ApiPath<i64>,
     OptionalJson(body): OptionalJson<CancelBody>,
 ) -> ApiResult<Json<Value>> {
-    let reason = body
+    // An optional reason: blank is no reason; the limit counts the value as sent.
+    let reason = match body
         .and_then(|body| body.reason)
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        check_fields(vec![FieldError::invalid(
-            "reason",
-            "must be at most 500 characters",
-        )])?;
-    }
+        .map(|r| text::required(&r, 500))
+    {
+        Some(Err(TextError::TooLong)) => {
+            return Err(ApiError::validation(vec![FieldError::invalid(
+                "reason",
+                "must be at most 500 characters",
+            )]))
+        }
+        Some(Ok(reason)) => Some(reason),
+        Some(Err(TextError::Blank)) | None => None,
+    };
     let mut tx = state.pool.begin().await?;
     let appointment = lock_appointment(&mut tx, &auth, id).await?;
     let current = appointment.status()?;

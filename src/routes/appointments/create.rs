@@ -1,28 +1,32 @@
 //! `POST /appointments`: one slot place and one credit, taken in one transaction with the event.
 
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::header;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sqlx::types::Json as SqlJson;
 
 use super::{booking_conflict, reload, slot_full, take_seat};
-use crate::auth::{scope, Authorized};
+use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::contact::{is_e164, is_email};
 use crate::domain::datetime::{parse_request_date_time, DateTimeError};
 use crate::domain::keys::random_token;
 use crate::domain::schedule::{NotOffered, Slot};
+use crate::domain::text::{self, TextError};
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events;
 use crate::extract::ApiJson;
+use crate::idempotency::{self, request_hash, Claim, Held, IdempotencyKey};
 use crate::ledger::{self, Account};
 use crate::routes::departments::{find_department, DepartmentRow};
 use crate::startup::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAppointment {
     department_id: Option<i64>,
@@ -40,20 +44,24 @@ pub(super) struct Contact;
 
 impl Contact {
     pub fn name(value: &str, errors: &mut Vec<FieldError>) -> String {
-        let name = value.trim();
-        if name.is_empty() {
-            errors.push(FieldError::new(
-                "name",
-                ErrorCode::MissingRequiredField,
-                "must not be blank",
-            ));
-        } else if name.chars().count() > 200 {
-            errors.push(FieldError::invalid(
-                "name",
-                "must be at most 200 characters",
-            ));
+        match text::required(value, 200) {
+            Ok(name) => name,
+            Err(TextError::Blank) => {
+                errors.push(FieldError::new(
+                    "name",
+                    ErrorCode::MissingRequiredField,
+                    "must not be blank",
+                ));
+                String::new()
+            }
+            Err(TextError::TooLong) => {
+                errors.push(FieldError::invalid(
+                    "name",
+                    "must be at most 200 characters",
+                ));
+                String::new()
+            }
         }
-        name.to_owned()
     }
 
     pub fn phone(value: &str, errors: &mut Vec<FieldError>) {
@@ -178,11 +186,68 @@ pub(super) fn offered_slot(
 }
 
 /// Books a slot: 201 with the appointment, `CONFIRMED`, one credit consumed.
+/// With an `Idempotency-Key`, a repeated request replays the first response instead.
 pub async fn create(
     auth: Authorized<scope::AppointmentsCreate>,
     State(state): State<AppState>,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<CreateAppointment>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> Response {
+    let Some(key) = key else {
+        return respond(book(&auth, &state, body, None).await);
+    };
+    let account = Account {
+        organization_id: auth.organization_id,
+        livemode: auth.livemode,
+    };
+    let fingerprint = serde_json::to_vec(&body).unwrap_or_default();
+    let hash = request_hash(&[b"POST /api/v1/appointments", &fingerprint]);
+    let held = match idempotency::claim(&state.pool, account, &key, &hash).await {
+        Ok(Claim::Replay(response)) => return response,
+        Ok(Claim::Fresh(held)) => held,
+        Err(error) => return error.into_response(),
+    };
+    match book(&auth, &state, body, Some(&held)).await {
+        Ok(bytes) => respond(Ok(bytes)),
+        // A failure of ours: the key is given back so that a retry runs again.
+        Err(error) if error.code().status().is_server_error() => {
+            held.release(&state.pool).await;
+            error.into_response()
+        }
+        // A refusal is part of the key's history: stored, then replayed byte for byte.
+        Err(error) => {
+            let (parts, body) = error.into_response().into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            if let Ok(mut connection) = state.pool.acquire().await {
+                let _ = held.complete(&mut connection, parts.status, &bytes).await;
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}
+
+fn respond(result: ApiResult<Vec<u8>>) -> Response {
+    match result {
+        Ok(bytes) => (
+            StatusCode::CREATED,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Books the slot; answers the JSON bytes of the 201 body, stored for `held` in the same
+/// transaction as the booking.
+async fn book(
+    auth: &ApiKeyAuth,
+    state: &AppState,
+    body: CreateAppointment,
+    held: Option<&Held>,
+) -> ApiResult<Vec<u8>> {
     let mut errors = Vec::new();
     match body.department_id {
         None => errors.push(FieldError::missing("departmentId")),
@@ -232,7 +297,7 @@ pub async fn create(
         ));
     };
 
-    let department = find_department(&state.pool, &auth, department_id).await?;
+    let department = find_department(&state.pool, auth, department_id).await?;
     let starts_at = requested_start(&date_time, department.tz()?)?;
     let slot = offered_slot(&department, starts_at)?;
 
@@ -280,9 +345,11 @@ pub async fn create(
         json!({"object": object}),
     )
     .await?;
+    let bytes = serde_json::to_vec(&appointment.to_json(&state.settings.public_url))
+        .map_err(ApiError::internal)?;
+    if let Some(held) = held {
+        held.complete(&mut tx, StatusCode::CREATED, &bytes).await?;
+    }
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(appointment.to_json(&state.settings.public_url)),
-    ))
+    Ok(bytes)
 }
