@@ -160,6 +160,25 @@ impl ApiError {
     }
 }
 
+/// A required text field of a body: a missing, blank or too long value adds its error (and
+/// answers an empty string); a valid one is answered trimmed.
+pub fn required_text(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> String {
+    match value.map(|value| crate::domain::text::required(value, max)) {
+        None => errors.push(FieldError::missing(field)),
+        Some(Ok(text)) => return text,
+        Some(Err(_)) => errors.push(FieldError::invalid(
+            field,
+            format!("must be 1 to {max} characters, not blank"),
+        )),
+    }
+    String::new()
+}
+
 /// Turns an empty list of field errors into `Ok`, any other into one 400.
 pub fn check_fields(errors: Vec<FieldError>) -> ApiResult<()> {
     if errors.is_empty() {

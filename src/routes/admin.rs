@@ -14,8 +14,7 @@ use sqlx::PgPool;
 use crate::auth::Operator;
 use crate::domain::datetime::format_timestamp;
 use crate::domain::keys::Scope;
-use crate::domain::text;
-use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
+use crate::error::{check_fields, required_text, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::ledger::{self, Account};
 use crate::routes::api_keys::insert_key;
@@ -49,20 +48,7 @@ async fn create(
     ApiJson(body): ApiJson<CreateOrganization>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut errors = Vec::new();
-    let name = match body.name.as_deref().map(|name| text::required(name, 200)) {
-        None => {
-            errors.push(FieldError::missing("name"));
-            String::new()
-        }
-        Some(Ok(name)) => name,
-        Some(Err(_)) => {
-            errors.push(FieldError::invalid(
-                "name",
-                "must be 1 to 200 characters, not blank",
-            ));
-            String::new()
-        }
-    };
+    let name = required_text(&mut errors, "name", body.name.as_deref(), 200);
     let live_credits = body.live_credits.unwrap_or(0);
     if !(0..=MAX_GRANT).contains(&live_credits) {
         errors.push(FieldError::invalid(
@@ -194,24 +180,7 @@ impl GrantBody {
             )),
             Some(_) => {}
         }
-        let reason = match self
-            .reason
-            .as_deref()
-            .map(|reason| text::required(reason, 500))
-        {
-            None => {
-                errors.push(FieldError::missing("reason"));
-                String::new()
-            }
-            Some(Ok(reason)) => reason,
-            Some(Err(_)) => {
-                errors.push(FieldError::invalid(
-                    "reason",
-                    "must be 1 to 500 characters, not blank",
-                ));
-                String::new()
-            }
-        };
+        let reason = required_text(&mut errors, "reason", self.reason.as_deref(), 500);
         check_fields(errors)?;
         Ok((self.amount.unwrap_or_default(), reason))
     }

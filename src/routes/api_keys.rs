@@ -12,8 +12,7 @@ use sqlx::PgConnection;
 use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_timestamp;
 use crate::domain::keys::{generate_key, hash_key, random_id, Scope};
-use crate::domain::text;
-use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
+use crate::error::{check_fields, required_text, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::ledger::Account;
 use crate::startup::AppState;
@@ -115,20 +114,7 @@ async fn create(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut errors = Vec::new();
-    let name = match body.name.as_deref().map(|name| text::required(name, 100)) {
-        None => {
-            errors.push(FieldError::missing("name"));
-            String::new()
-        }
-        Some(Ok(name)) => name,
-        Some(Err(_)) => {
-            errors.push(FieldError::invalid(
-                "name",
-                "must be 1 to 100 characters, not blank",
-            ));
-            String::new()
-        }
-    };
+    let name = required_text(&mut errors, "name", body.name.as_deref(), 100);
     let mut scopes = Vec::new();
     match &body.scopes {
         None => errors.push(FieldError::missing("scopes")),
