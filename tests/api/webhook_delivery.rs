@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    expect_status, slot, spawn_app, start_server, test_settings, TestApp, TestDatabase, ADMIN_TOKEN,
+    expect_status, slot, spawn_app, test_settings, TestApp, TestDatabase, ADMIN_TOKEN,
 };
 use crate::receiver::{Receiver, Reply};
 use crate::webhooks::create_webhook;
@@ -339,32 +339,73 @@ async fn a_rolled_back_booking_sends_nothing() {
     assert_eq!(created.json()["data"]["object"]["id"], booked["id"]);
 }
 
+/// Two real server processes on one database, bookings spread over both: every event reaches
+/// the receiver exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_deliver_each_of_200_events_exactly_once() {
-    let app = spawn_app().await;
-    let key = app.org.test_key.clone();
-    let second = start_server(test_settings(&app.database.url())).await;
+    let database = TestDatabase::create().await;
     let receiver = Receiver::start(vec![]).await;
-    create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
-    expect_status(
-        app.post(
-            "/credits/grants",
-            &key,
-            &json!({"amount": 150, "reason": "load"}),
-        )
-        .await,
+    let (mut first, one) = spawn_binary(&database, "50").await;
+    let (mut second, two) = spawn_binary(&database, "50").await;
+    let client = crate::contract::ContractClient::new(reqwest::Client::new());
+    let org = expect_status(
+        client
+            .post(format!("{one}/api/v1/admin/organizations"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"name": "Two"}))
+            .send()
+            .await
+            .unwrap(),
         StatusCode::CREATED,
     )
     .await;
-    let department = app.create_department(&key, 50).await;
+    let key = org["apiKeys"][0]["key"].as_str().unwrap().to_owned();
+    let post = |base: &str, path: &str, body: Value| {
+        client
+            .post(format!("{base}/api/v1{path}"))
+            .header("X-API-Key", &key)
+            .json(&body)
+            .send()
+    };
+    let webhook = json!({"url": receiver.url, "events": ["appointment.created"]});
+    expect_status(
+        post(&one, "/webhooks", webhook).await.unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    expect_status(
+        post(
+            &two,
+            "/credits/grants",
+            json!({"amount": 150, "reason": "load"}),
+        )
+        .await
+        .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let day = json!([{"start": "08:00", "end": "12:00"}]);
+    let hours = json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day, "friday": day, "saturday": day, "sunday": day});
+    let department = expect_status(
+        post(
+            &one,
+            "/departments",
+            json!({"name": "D", "timezone": "UTC", "capacity": 50, "openingHours": hours}),
+        )
+        .await
+        .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .clone();
     let times = ["08:00", "08:30", "09:00", "09:30"];
     let mut created = 0;
     for chunk in (0..200).collect::<Vec<usize>>().chunks(25) {
         let requests = chunk.iter().map(|i| {
-            let base = if i % 2 == 0 { app.address.clone() } else { second.clone() };
+            let base = if i % 2 == 0 { one.clone() } else { two.clone() };
             let body = json!({"departmentId": department, "dateTime": slot(2, times[i % 4]), "name": format!("P{i}")});
-            let (client, key) = (app.client.clone(), key.clone());
-            async move { client.post(format!("{base}/api/v1/appointments")).header("X-API-Key", key).json(&body).send().await.unwrap().status() }
+            let post = &post;
+            async move { post(&base, "/appointments", body).await.unwrap().status() }
         });
         created += join_all(requests)
             .await
@@ -376,6 +417,8 @@ async fn two_processes_deliver_each_of_200_events_exactly_once() {
 
     let received = receiver.wait_for(200, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    first.kill().await.unwrap();
+    second.kill().await.unwrap();
 
     let mut per_event: HashMap<String, usize> = HashMap::new();
     for request in receiver.received() {
@@ -386,12 +429,20 @@ async fn two_processes_deliver_each_of_200_events_exactly_once() {
     assert_eq!(received.len(), 200);
     assert_eq!(per_event.len(), 200, "200 distinct events");
     assert!(per_event.values().all(|n| *n == 1), "each exactly once");
-    let stored: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE type = 'appointment.created'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(stored, 200);
+    let pool = sqlx::PgPool::connect(&database.url()).await.unwrap();
+    let (stored, succeeded): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM events WHERE type = 'appointment.created'),
+                (SELECT count(*) FROM webhook_deliveries WHERE status = 'SUCCEEDED' AND attempts = 1)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (stored, succeeded),
+        (200, 200),
+        "every delivery succeeded at its first attempt"
+    );
+    pool.close().await;
 }
 
 /// The real binary, killed with SIGKILL after the booking committed and before its delivery,
