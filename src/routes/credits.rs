@@ -83,15 +83,14 @@ async fn transactions(
     .bind(auth.livemode)
     .fetch_one(&state.pool)
     .await?;
-    let rows: Vec<TransactionRow> = sqlx::query_as(
+    let rows: Vec<TransactionRow> = sqlx::query_as(&format!(
         "SELECT id, type, amount, balance_after, appointment_id, reason, created_at
            FROM credit_transactions WHERE organization_id = $1 AND livemode = $2
-          ORDER BY id DESC LIMIT $3 OFFSET $4",
-    )
+          ORDER BY id DESC{}",
+        page.limit_clause()
+    ))
     .bind(auth.organization_id)
     .bind(auth.livemode)
-    .bind(page.size)
-    .bind(page.offset())
     .fetch_all(&state.pool)
     .await?;
     let content = rows

@@ -62,13 +62,12 @@ async fn list(
         .fetch_one(&state.pool)
         .await?;
     let payloads: Vec<Value> = sqlx::query_scalar(&format!(
-        "SELECT payload FROM events WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+        "SELECT payload FROM events WHERE {filter} ORDER BY created_at DESC, id DESC{}",
+        page.limit_clause()
     ))
     .bind(auth.organization_id)
     .bind(auth.livemode)
     .bind(&query.r#type)
-    .bind(page.size)
-    .bind(page.offset())
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(page.respond(payloads, total)))

@@ -54,6 +54,12 @@ impl PageRequest {
         self.page * self.size
     }
 
+    /// ` LIMIT n OFFSET m` as literals (both are checked integers): with bind parameters the
+    /// planner of a prepared statement cannot tell a page is small, and sorts every row.
+    pub fn limit_clause(self) -> String {
+        format!(" LIMIT {} OFFSET {}", self.size, self.offset())
+    }
+
     pub fn respond(self, content: Vec<Value>, total: i64) -> Value {
         let total_pages = (total + self.size - 1) / self.size;
         json!({

@@ -390,18 +390,17 @@ async fn deliveries(
     .bind(&id)
     .fetch_one(&state.pool)
     .await?;
-    let rows: Vec<AttemptRow> = sqlx::query_as(
+    let rows: Vec<AttemptRow> = sqlx::query_as(&format!(
         "SELECT a.id, a.delivery_id, d.event_id, e.type AS event_type, a.attempt, a.status_code, a.duration_ms,
                 a.error, a.next_attempt_at, d.status AS delivery_status, a.created_at
            FROM webhook_attempts a
            JOIN webhook_deliveries d ON d.id = a.delivery_id
            JOIN events e ON e.id = d.event_id
           WHERE d.webhook_id = $1
-          ORDER BY a.id DESC LIMIT $2 OFFSET $3",
-    )
+          ORDER BY a.id DESC{}",
+        page.limit_clause()
+    ))
     .bind(&id)
-    .bind(page.size)
-    .bind(page.offset())
     .fetch_all(&state.pool)
     .await?;
     let content = rows

@@ -133,10 +133,8 @@ pub async fn list(
     let mut select = QueryBuilder::new(SELECT_APPOINTMENT);
     push_filters(&mut select, &auth, &filters);
     select
-        .push(format_args!(" ORDER BY {order} LIMIT "))
-        .push_bind(page.size)
-        .push(" OFFSET ")
-        .push_bind(page.offset());
+        .push(format_args!(" ORDER BY {order}"))
+        .push(page.limit_clause());
     let rows: Vec<AppointmentRow> = select.build_query_as().fetch_all(&state.pool).await?;
     let content = rows
         .iter()
