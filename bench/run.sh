@@ -9,29 +9,10 @@ duration=${1:-10}
 command -v wrk >/dev/null || { echo "bench: wrk is required (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --quiet
 
-server_url=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/moncreneau}
-database=mc_bench_$$
-export DATABASE_URL="${server_url%/*}/$database"
-export MONCRENEAU_ADDR=127.0.0.1:0 MONCRENEAU_LOG_FORMAT=json RUST_LOG=warn,moncreneau::startup=info
+export RUST_LOG=warn,moncreneau::startup=info
 export MONCRENEAU_RATE_LIMIT_PER_HOUR=0 MONCRENEAU_ADMIN_TOKEN=bench-operator
-log=$(mktemp)
-target/release/moncreneau serve 2>"$log" &
-server=$!
-cleanup() {
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  psql "${server_url%/*}/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -f "$log"
-}
-trap cleanup EXIT
-address=""
-for _ in $(seq 1 100); do
-  address=$(grep -o '"address":"[^"]*"' "$log" | head -n1 | cut -d'"' -f4 || true)
-  [ -n "$address" ] && break
-  sleep 0.1
-done
-[ -n "$address" ] || { cat "$log" >&2; exit 1; }
-base="http://$address"
+source scripts/scratch-server.sh
+start_scratch_server target/release/moncreneau mc_bench
 
 key=$(target/release/moncreneau admin create-org --name Bench --live-credits 1000000 |
   python3 -c 'import json,sys; print(next(k["key"] for k in json.load(sys.stdin)["apiKeys"] if k["mode"] == "live"))')

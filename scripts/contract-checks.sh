@@ -26,36 +26,12 @@ if ! command -v chromium >/dev/null; then
 fi
 cargo build --quiet
 
-server_url=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/moncreneau}
-database=mc_contract_$$
-export DATABASE_URL="${server_url%/*}/$database"
-export MONCRENEAU_ADDR=127.0.0.1:0 MONCRENEAU_LOG_FORMAT=json MONCRENEAU_WEBHOOK_ALLOW_PRIVATE=true
-export MONCRENEAU_ADMIN_TOKEN=contract-checks-operator MONCRENEAU_WEBHOOK_POLL_MS=100
+export MONCRENEAU_WEBHOOK_ALLOW_PRIVATE=true MONCRENEAU_ADMIN_TOKEN=contract-checks-operator
+export MONCRENEAU_WEBHOOK_POLL_MS=100
 # The fuzzer sends thousands of requests per key: a quota it cannot reach.
 export MONCRENEAU_RATE_LIMIT_PER_HOUR=1000000
-log=$(mktemp)
-target/debug/moncreneau serve 2>"$log" &
-server=$!
-cleanup() {
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  "$venv/bin/python" - "${server_url%/*}/postgres" "$database" <<'PY' || true
-import subprocess, sys
-subprocess.run(["psql", sys.argv[1], "-qc", f"DROP DATABASE IF EXISTS {sys.argv[2]} WITH (FORCE)"], check=False)
-PY
-  rm -f "$log"
-}
-trap cleanup EXIT
-
-address=""
-for _ in $(seq 1 100); do
-  address=$(grep -o '"address":"[^"]*"' "$log" | head -n1 | cut -d'"' -f4 || true)
-  [ -n "$address" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.2
-done
-[ -n "$address" ] || { echo "contract-checks: the server did not start" >&2; cat "$log" >&2; exit 1; }
-base="http://$address"
+source scripts/scratch-server.sh
+start_scratch_server target/debug/moncreneau mc_contract
 # A fresh organization per check: the fuzzer may revoke the key it was given.
 new_key() {
   target/debug/moncreneau admin create-org --name "Contract checks" --live-credits 10 |

@@ -339,6 +339,64 @@ async fn a_rolled_back_booking_sends_nothing() {
     assert_eq!(created.json()["data"]["object"]["id"], booked["id"]);
 }
 
+/// An organization on real server processes, driven over HTTP.
+struct Tenant {
+    client: crate::contract::ContractClient,
+    key: String,
+}
+
+impl Tenant {
+    /// A new organization, created through the operator API of the server at `address`.
+    async fn create(address: &str) -> Self {
+        let client = crate::contract::ContractClient::new(reqwest::Client::new());
+        let org = expect_status(
+            client
+                .post(format!("{address}/api/v1/admin/organizations"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({"name": "Tenant"}))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        let key = org["apiKeys"][0]["key"].as_str().unwrap().to_owned();
+        Self { client, key }
+    }
+
+    async fn post(&self, address: &str, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{address}/api/v1{path}"))
+            .header("X-API-Key", &self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A webhook to `receiver` for `appointment.created`, and a department open every day
+    /// 08:00–12:00 UTC; answers the department's id.
+    async fn arrange(&self, address: &str, receiver: &Receiver, capacity: i64) -> Value {
+        let webhook = json!({"url": receiver.url, "events": ["appointment.created"]});
+        expect_status(
+            self.post(address, "/webhooks", webhook).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let day = json!([{"start": "08:00", "end": "12:00"}]);
+        let hours = json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
+                           "friday": day, "saturday": day, "sunday": day});
+        let department =
+            json!({"name": "D", "timezone": "UTC", "capacity": capacity, "openingHours": hours});
+        expect_status(
+            self.post(address, "/departments", department).await,
+            StatusCode::CREATED,
+        )
+        .await["id"]
+            .clone()
+    }
+}
+
 /// Two real server processes on one database, bookings spread over both: every event reaches
 /// the receiver exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -347,65 +405,22 @@ async fn two_processes_deliver_each_of_200_events_exactly_once() {
     let receiver = Receiver::start(vec![]).await;
     let (mut first, one) = spawn_binary(&database, "50").await;
     let (mut second, two) = spawn_binary(&database, "50").await;
-    let client = crate::contract::ContractClient::new(reqwest::Client::new());
-    let org = expect_status(
-        client
-            .post(format!("{one}/api/v1/admin/organizations"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"name": "Two"}))
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::CREATED,
-    )
-    .await;
-    let key = org["apiKeys"][0]["key"].as_str().unwrap().to_owned();
-    let post = |base: &str, path: &str, body: Value| {
-        client
-            .post(format!("{base}/api/v1{path}"))
-            .header("X-API-Key", &key)
-            .json(&body)
-            .send()
-    };
-    let webhook = json!({"url": receiver.url, "events": ["appointment.created"]});
+    let tenant = Tenant::create(&one).await;
+    let department = tenant.arrange(&one, &receiver, 50).await;
+    let grant = json!({"amount": 150, "reason": "load"});
     expect_status(
-        post(&one, "/webhooks", webhook).await.unwrap(),
+        tenant.post(&two, "/credits/grants", grant).await,
         StatusCode::CREATED,
     )
     .await;
-    expect_status(
-        post(
-            &two,
-            "/credits/grants",
-            json!({"amount": 150, "reason": "load"}),
-        )
-        .await
-        .unwrap(),
-        StatusCode::CREATED,
-    )
-    .await;
-    let day = json!([{"start": "08:00", "end": "12:00"}]);
-    let hours = json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day, "friday": day, "saturday": day, "sunday": day});
-    let department = expect_status(
-        post(
-            &one,
-            "/departments",
-            json!({"name": "D", "timezone": "UTC", "capacity": 50, "openingHours": hours}),
-        )
-        .await
-        .unwrap(),
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .clone();
     let times = ["08:00", "08:30", "09:00", "09:30"];
     let mut created = 0;
     for chunk in (0..200).collect::<Vec<usize>>().chunks(25) {
         let requests = chunk.iter().map(|i| {
             let base = if i % 2 == 0 { one.clone() } else { two.clone() };
             let body = json!({"departmentId": department, "dateTime": slot(2, times[i % 4]), "name": format!("P{i}")});
-            let post = &post;
-            async move { post(&base, "/appointments", body).await.unwrap().status() }
+            let tenant = &tenant;
+            async move { tenant.post(&base, "/appointments", body).await.status() }
         });
         created += join_all(requests)
             .await
@@ -453,51 +468,11 @@ async fn an_event_survives_a_kill_between_commit_and_delivery() {
     let receiver = Receiver::start(vec![]).await;
     // First life: the worker looks once at start, then sleeps ten minutes.
     let (mut first, address) = spawn_binary(&database, "600000").await;
-    let client = crate::contract::ContractClient::new(reqwest::Client::new());
-    let org = expect_status(
-        client
-            .post(format!("{address}/api/v1/admin/organizations"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"name": "K"}))
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::CREATED,
-    )
-    .await;
-    let key = org["apiKeys"][0]["key"].as_str().unwrap().to_owned();
-    let call = |method: reqwest::Method, path: &str, body: Value| {
-        client
-            .request(method, format!("{address}/api/v1{path}"))
-            .header("X-API-Key", &key)
-            .json(&body)
-            .send()
-    };
-    expect_status(
-        call(
-            reqwest::Method::POST,
-            "/webhooks",
-            json!({"url": receiver.url, "events": ["appointment.created"]}),
-        )
-        .await
-        .unwrap(),
-        StatusCode::CREATED,
-    )
-    .await;
-    let department = expect_status(
-        call(reqwest::Method::POST, "/departments", json!({"name": "D", "timezone": "UTC", "openingHours": {"monday": [{"start": "08:00", "end": "12:00"}], "tuesday": [{"start": "08:00", "end": "12:00"}], "wednesday": [{"start": "08:00", "end": "12:00"}], "thursday": [{"start": "08:00", "end": "12:00"}], "friday": [{"start": "08:00", "end": "12:00"}], "saturday": [{"start": "08:00", "end": "12:00"}], "sunday": [{"start": "08:00", "end": "12:00"}]}})).await.unwrap(),
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .clone();
+    let tenant = Tenant::create(&address).await;
+    let department = tenant.arrange(&address, &receiver, 3).await;
+    let booking = json!({"departmentId": department, "dateTime": slot(2, "09:00"), "name": "K"});
     let booked = expect_status(
-        call(
-            reqwest::Method::POST,
-            "/appointments",
-            json!({"departmentId": department, "dateTime": slot(2, "09:00"), "name": "K"}),
-        )
-        .await
-        .unwrap(),
+        tenant.post(&address, "/appointments", booking).await,
         StatusCode::CREATED,
     )
     .await;
