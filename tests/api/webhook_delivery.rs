@@ -28,6 +28,25 @@ async fn attempts(app: &TestApp, key: &str, webhook: &str) -> Vec<Value> {
     list
 }
 
+/// Opens a one-place department and books it once: the change whose event is delivered.
+async fn book_once(app: &TestApp, key: &str) {
+    let department = app.create_department(key, 1).await;
+    expect_status(
+        app.book(key, department, &slot(2, "10:00")).await,
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+/// Registers a webhook for `appointment.created` to `receiver`, then books once; answers the
+/// webhook's id.
+async fn subscribe_and_book(app: &TestApp, key: &str, receiver: &Receiver) -> String {
+    let (webhook, _) =
+        create_webhook(app, key, &receiver.url, json!(["appointment.created"])).await;
+    book_once(app, key).await;
+    webhook
+}
+
 /// Polls (bounded) until the webhook's attempt log satisfies `done`.
 async fn attempts_until(
     app: &TestApp,
@@ -54,14 +73,7 @@ async fn a_receiver_failing_twice_gets_three_attempts_on_the_schedule() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let receiver = Receiver::start(vec![Reply::status(500), Reply::status(500)]).await;
-    let (webhook, _) =
-        create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
-    let department = app.create_department(&key, 1).await;
-    expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let webhook = subscribe_and_book(&app, &key, &receiver).await;
 
     let received = receiver.wait_for(3, WAIT).await;
     let log = attempts_until(&app, &key, &webhook, |list| list.len() == 3).await;
@@ -114,14 +126,7 @@ async fn a_receiver_slower_than_the_timeout_is_recorded_as_a_timeout_then_retrie
     let app = crate::helpers::spawn_app_with(database, settings).await;
     let key = app.org.test_key.clone();
     let receiver = Receiver::start(vec![Reply::slow(Duration::from_secs(2))]).await;
-    let (webhook, _) =
-        create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
-    let department = app.create_department(&key, 1).await;
-    expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let webhook = subscribe_and_book(&app, &key, &receiver).await;
 
     let log = attempts_until(&app, &key, &webhook, |list| list.len() == 2).await;
 
@@ -193,12 +198,7 @@ async fn three_days_without_success_disable_the_webhook() {
         )
         .await;
     expect_status(again, StatusCode::OK).await;
-    let department = app.create_department(&key, 1).await;
-    expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    book_once(&app, &key).await;
 
     let log = attempts_until(&app, &key, &webhook, |list| !list.is_empty()).await;
 
@@ -260,14 +260,7 @@ async fn redirects_are_not_followed() {
     let elsewhere = Receiver::start(vec![]).await;
     let target: &'static str = Box::leak(elsewhere.url.clone().into_boxed_str());
     let receiver = Receiver::start(vec![Reply::redirect(target)]).await;
-    let (webhook, _) =
-        create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
-    let department = app.create_department(&key, 1).await;
-    expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let webhook = subscribe_and_book(&app, &key, &receiver).await;
 
     let log = attempts_until(&app, &key, &webhook, |list| list.len() == 2).await;
 
@@ -571,12 +564,7 @@ async fn delivery_refuses_internal_targets_when_private_receivers_are_not_allowe
             .await
             .unwrap();
     }
-    let department = app.create_department(&key, 1).await;
-    expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    book_once(&app, &key).await;
     for webhook in ["wh_literal", "wh_named"] {
         let log = attempts_until(&app, &key, webhook, |list| !list.is_empty()).await;
         assert!(log[0]["statusCode"].is_null(), "{webhook}: {log:?}");
