@@ -23,6 +23,19 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
     /// How long start-up waits for the database before giving up.
     pub database_connect_timeout: Duration,
+    /// Connections one server process keeps to the database at most.
+    pub database_max_connections: u32,
+    /// How long a request waits for a free connection before answering 503.
+    pub database_acquire_timeout: Duration,
+    /// The longest one statement may run (Postgres `statement_timeout`).
+    pub database_statement_timeout: Duration,
+    /// The longest one statement may wait for a row lock (Postgres `lock_timeout`).
+    pub database_lock_timeout: Duration,
+    /// The longest a transaction may sit idle, e.g. behind a stalled link, holding its locks
+    /// (Postgres `idle_in_transaction_session_timeout`).
+    pub database_idle_in_transaction_timeout: Duration,
+    /// The longest a request may take before it is answered 503 `SERVICE_UNAVAILABLE`.
+    pub request_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +111,25 @@ impl Settings {
                 "MONCRENEAU_DATABASE_CONNECT_TIMEOUT_S",
                 10,
             )?),
+            database_max_connections: parse(&get, "MONCRENEAU_DATABASE_MAX_CONNECTIONS", 16)?
+                .max(1),
+            database_acquire_timeout: millis(
+                &get,
+                "MONCRENEAU_DATABASE_ACQUIRE_TIMEOUT_MS",
+                5_000,
+            )?,
+            database_statement_timeout: millis(
+                &get,
+                "MONCRENEAU_DATABASE_STATEMENT_TIMEOUT_MS",
+                5_000,
+            )?,
+            database_lock_timeout: millis(&get, "MONCRENEAU_DATABASE_LOCK_TIMEOUT_MS", 2_000)?,
+            database_idle_in_transaction_timeout: millis(
+                &get,
+                "MONCRENEAU_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                5_000,
+            )?,
+            request_timeout: millis(&get, "MONCRENEAU_REQUEST_TIMEOUT_MS", 15_000)?,
         })
     }
 }
@@ -117,6 +149,19 @@ where
             .parse()
             .map_err(|error| anyhow::anyhow!("{name}={text:?} is invalid: {error}")),
     }
+}
+
+/// A duration in milliseconds, at least 1 ms (0 would turn the Postgres bounds off).
+fn millis(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+) -> anyhow::Result<Duration> {
+    let value: u64 = parse(get, name, default)?;
+    if value == 0 {
+        bail!("{name} must be at least 1 (milliseconds)");
+    }
+    Ok(Duration::from_millis(value))
 }
 
 /// `5s,1m,2h` → durations; units ms, s, m, h, d.
@@ -155,6 +200,30 @@ mod tests {
         assert_eq!(settings.webhook_retry_schedule.len(), 8);
         assert_eq!(settings.webhook_retry_schedule[1], Duration::from_secs(60));
         assert!(settings.admin_token.is_none());
+        assert_eq!(settings.database_max_connections, 16);
+        assert_eq!(settings.database_lock_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn database_bounds_are_settings_and_zero_is_refused() {
+        let settings = Settings::from_lookup(|name| match name {
+            "MONCRENEAU_DATABASE_MAX_CONNECTIONS" => Some("3".into()),
+            "MONCRENEAU_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS" => Some("750".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(settings.database_max_connections, 3);
+        assert_eq!(
+            settings.database_idle_in_transaction_timeout,
+            Duration::from_millis(750)
+        );
+        let error = Settings::from_lookup(|name| {
+            (name == "MONCRENEAU_DATABASE_LOCK_TIMEOUT_MS").then(|| "0".to_owned())
+        })
+        .unwrap_err();
+        assert!(error
+            .to_string()
+            .contains("MONCRENEAU_DATABASE_LOCK_TIMEOUT_MS"));
     }
 
     #[test]

@@ -19,17 +19,55 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<PgPool> 
         .context("DATABASE_URL is not a valid postgres:// URL")?;
     let deadline = Instant::now() + settings.database_connect_timeout;
     ensure_database_exists(&options, deadline).await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
+    // Migrations run on a connection of their own, free of the request bounds below: a schema
+    // change on a large table may rightly take longer than any request should.
+    let mut migrating = options
+        .connect()
         .await
         .context("cannot connect to the database")?;
     MIGRATOR
-        .run(&pool)
+        .run(&mut migrating)
         .await
         .context("cannot apply migrations")?;
-    Ok(pool)
+    migrating.close().await.ok();
+    Ok(pool(options, settings))
+}
+
+/// The request pool. Every wait is bounded, so that a stalled statement, a lock held by a
+/// stalled process or link, or a dead link cannot hold a connection, a lock or a request for
+/// longer than the settings say: Postgres ends a statement, a lock wait or an idle transaction
+/// past its bound (and so releases that transaction's locks), and a connection whose link does
+/// not answer when it is handed back is dropped instead of pinning a place in the pool.
+pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
+    let millis = |bound: Duration| bound.as_millis().to_string();
+    let options = options.options([
+        (
+            "statement_timeout",
+            millis(settings.database_statement_timeout),
+        ),
+        ("lock_timeout", millis(settings.database_lock_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            millis(settings.database_idle_in_transaction_timeout),
+        ),
+    ]);
+    let release_bound = settings.database_statement_timeout;
+    PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(settings.database_acquire_timeout)
+        .after_release(move |connection, _| {
+            Box::pin(async move {
+                // Also rolls back what a cancelled request left open.
+                match tokio::time::timeout(release_bound, connection.ping()).await {
+                    Ok(answered) => answered.map(|()| true),
+                    Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the connection did not answer when released",
+                    ))),
+                }
+            })
+        })
+        .connect_lazy_with(options)
 }
 
 async fn ensure_database_exists(

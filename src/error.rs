@@ -188,17 +188,48 @@ pub fn check_fields(errors: Vec<FieldError>) -> ApiResult<()> {
     }
 }
 
+impl ApiError {
+    /// 503 `SERVICE_UNAVAILABLE`: the database is out of reach or busy past a bound; retrying
+    /// later is safe.
+    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            cause: Some(cause.into()),
+            ..Self::new(
+                ErrorCode::ServiceUnavailable,
+                "The service is temporarily unavailable, retry later",
+            )
+        }
+    }
+}
+
+/// Whether a database error says "not now" rather than "wrong": the link is gone, or a bound of
+/// ours ended the wait (a lock held elsewhere, a statement or an idle transaction too long), or
+/// the server is shutting down or resolving a deadlock. Nothing of the request was committed.
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57: operator intervention (statement timeout, admin
+            // shutdown); 55P03: lock not available; 40001/40P01: serialization, deadlock;
+            // 25P03: idle in transaction timeout; 53: insufficient resources.
+            code.starts_with("08")
+                || code.starts_with("57")
+                || code.starts_with("53")
+                || matches!(&*code, "55P03" | "40001" | "40P01" | "25P03")
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match &error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self {
-                cause: Some(error.into()),
-                ..Self::new(
-                    ErrorCode::ServiceUnavailable,
-                    "The service is temporarily unavailable, retry later",
-                )
-            },
-            _ => Self::internal(error),
+        if is_transient(&error) {
+            Self::unavailable(error)
+        } else {
+            Self::internal(error)
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `Idempotency-Key` of `POST /appointments`: the same key with the same body within 24 h replays
 //! the first response byte for byte (`Idempotent-Replayed: true`); with another body it is a 422;
 //! while the first request still runs it is a 409. Keys are scoped per organization and mode.
+//! A first request that did not commit (a server error, a cut link, a killed process) leaves
+//! the key free: its retry runs anew.
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -8,13 +10,10 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::ledger::Account;
-
-/// How long a first request may hold its key before another may take over (it died).
-const CLAIM_SECONDS: f64 = 60.0;
 
 /// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 pub struct IdempotencyKey(pub Option<String>);
@@ -54,68 +53,87 @@ pub enum Claim {
     Replay(Response),
 }
 
-/// A key held by the request being served.
+/// A key held by the request being served: the transaction that holds the key's lock, in which
+/// the request does its work and, at the end, stores its response.
 pub struct Held {
+    transaction: Transaction<'static, Postgres>,
     account: Account,
     key: String,
+    hash: Vec<u8>,
 }
 
 #[derive(sqlx::FromRow)]
 struct Row {
     request_hash: Vec<u8>,
-    state: String,
-    response_status: Option<i32>,
-    response_body: Option<Vec<u8>>,
+    response_status: i32,
+    response_body: Vec<u8>,
+    current: bool,
 }
 
-/// Takes the key for this request, or says why not.
-pub async fn claim(pool: &PgPool, account: Account, key: &str, hash: &[u8]) -> ApiResult<Claim> {
-    // A new key, an expired one (24 h) or one whose first request died is (re)taken at once.
-    let taken: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (organization_id, livemode, key, request_hash, state, locked_until)
-         VALUES ($1, $2, $3, $4, 'IN_FLIGHT', now() + make_interval(secs => $5))
-         ON CONFLICT (organization_id, livemode, key) DO UPDATE
-            SET request_hash = EXCLUDED.request_hash, state = 'IN_FLIGHT', locked_until = EXCLUDED.locked_until,
-                response_status = NULL, response_body = NULL, created_at = now()
-          WHERE idempotency_keys.created_at < now() - interval '24 hours'
-             OR (idempotency_keys.state = 'IN_FLIGHT' AND idempotency_keys.locked_until < now())
-         RETURNING 1",
-    )
-    .bind(account.organization_id)
-    .bind(account.livemode)
-    .bind(key)
-    .bind(hash)
-    .bind(CLAIM_SECONDS)
-    .fetch_optional(pool)
-    .await?;
-    let held = Held {
-        account,
-        key: key.to_owned(),
-    };
-    if taken.is_some() {
-        return Ok(Claim::Fresh(held));
-    }
-    let row: Row = sqlx::query_as(
-        "SELECT request_hash, state, response_status, response_body FROM idempotency_keys
-          WHERE organization_id = $1 AND livemode = $2 AND key = $3",
-    )
-    .bind(account.organization_id)
-    .bind(account.livemode)
-    .bind(key)
-    .fetch_one(pool)
-    .await?;
-    if row.request_hash != hash {
+/// Begins the transaction of a keyed request: takes the key (409 while another request holds
+/// it), then replays the stored response of a first request that committed, or refuses a key
+/// used with another request (422).
+///
+/// The key is a transaction-level advisory lock: it is held exactly as long as the transaction
+/// that does the work, and freed by Postgres when that transaction ends in any way (commit,
+/// rollback, a cut link, a server-side timeout). The stored response is written in the same
+/// transaction as the booking, so a key has a response exactly when its booking committed: a
+/// retry after a lost answer replays it, a retry after anything that did not commit books anew.
+pub async fn begin(pool: &PgPool, account: Account, key: &str, hash: &[u8]) -> ApiResult<Claim> {
+    let mut transaction = pool.begin().await?;
+    let taken: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!(
+                "idempotency:{}:{}:{key}",
+                account.organization_id, account.livemode
+            ))
+            .fetch_one(&mut *transaction)
+            .await?;
+    if !taken {
         return Err(ApiError::new(
-            ErrorCode::IdempotencyKeyReused,
-            "This Idempotency-Key was used with another request",
-        ));
-    }
-    match (row.state.as_str(), row.response_status, row.response_body) {
-        ("DONE", Some(status), Some(body)) => Ok(Claim::Replay(replay(status, body))),
-        _ => Err(ApiError::new(
             ErrorCode::IdempotencyConflict,
             "A request with this Idempotency-Key is still being processed",
+        ));
+    }
+    // A statement of its own, so its snapshot is taken after the lock: it sees the outcome of a
+    // holder that committed just before.
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT request_hash, response_status, response_body,
+                created_at > now() - interval '24 hours' AS current
+           FROM idempotency_keys WHERE organization_id = $1 AND livemode = $2 AND key = $3",
+    )
+    .bind(account.organization_id)
+    .bind(account.livemode)
+    .bind(key)
+    .fetch_optional(&mut *transaction)
+    .await?;
+    match row {
+        Some(row) if row.current && row.request_hash != hash => Err(ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "This Idempotency-Key was used with another request",
         )),
+        Some(row) if row.current => Ok(Claim::Replay(replay(
+            row.response_status,
+            row.response_body,
+        ))),
+        expired => {
+            if expired.is_some() {
+                sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE organization_id = $1 AND livemode = $2 AND key = $3",
+                )
+                .bind(account.organization_id)
+                .bind(account.livemode)
+                .bind(key)
+                .execute(&mut *transaction)
+                .await?;
+            }
+            Ok(Claim::Fresh(Held {
+                transaction,
+                account,
+                key: key.to_owned(),
+                hash: hash.to_vec(),
+            }))
+        }
     }
 }
 
@@ -136,36 +154,26 @@ fn replay(status: i32, body: Vec<u8>) -> Response {
 }
 
 impl Held {
-    /// Stores the response, on `connection` (inside the transaction of the change it reports, so
-    /// that a committed change always has its response to replay).
-    pub async fn complete(
-        &self,
-        connection: &mut PgConnection,
-        status: StatusCode,
-        body: &[u8],
-    ) -> Result<(), sqlx::Error> {
+    /// The transaction the request works in (it holds the key).
+    pub fn connection(&mut self) -> &mut PgConnection {
+        &mut self.transaction
+    }
+
+    /// Stores the response with the work done in this transaction, and commits both.
+    pub async fn complete(mut self, status: StatusCode, body: &[u8]) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE idempotency_keys SET state = 'DONE', locked_until = NULL, response_status = $4, response_body = $5
-              WHERE organization_id = $1 AND livemode = $2 AND key = $3",
+            "INSERT INTO idempotency_keys (organization_id, livemode, key, request_hash, response_status, response_body)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(self.account.organization_id)
         .bind(self.account.livemode)
         .bind(&self.key)
+        .bind(&self.hash)
         .bind(i32::from(status.as_u16()))
         .bind(body)
-        .execute(connection)
-        .await
-        .map(|_| ())
-    }
-
-    /// Gives the key up (after a server-side failure: a retry should run again).
-    pub async fn release(&self, pool: &PgPool) {
-        let _ = sqlx::query("DELETE FROM idempotency_keys WHERE organization_id = $1 AND livemode = $2 AND key = $3")
-            .bind(self.account.organization_id)
-            .bind(self.account.livemode)
-            .bind(&self.key)
-            .execute(pool)
-            .await;
+        .execute(&mut *self.transaction)
+        .await?;
+        self.transaction.commit().await
     }
 }
 

@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
@@ -92,9 +91,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
+        .layer(middleware::from_fn_with_state(
+            state.settings.request_timeout,
+            request_timeout,
         ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -109,6 +108,19 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(rate_limit::layer))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(state)
+}
+
+/// Answers 503 `SERVICE_UNAVAILABLE` in the error envelope when a request outlives its bound
+/// (dropping it cancels its work: an open transaction is rolled back, never committed).
+async fn request_timeout(State(bound): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(bound, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(anyhow::anyhow!(
+            "the request took longer than {} ms",
+            bound.as_millis()
+        ))
+        .into_response(),
+    }
 }
 
 async fn not_found() -> impl IntoResponse {

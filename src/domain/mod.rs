@@ -3,6 +3,7 @@
 pub mod contact;
 pub mod datetime;
 pub mod keys;
+pub mod load;
 pub mod schedule;
 pub mod status;
 pub mod text;

@@ -1,17 +1,18 @@
 //! `GET /departments/{id}/availability` (`availability:check`): the department's slots with the
-//! places left, from the same schedule rules that `POST /appointments` applies.
-
-use std::collections::HashMap;
+//! places left, from the same schedule rules that `POST /appointments` applies and the same load
+//! rule that the database's capacity trigger applies.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_instant;
+use crate::domain::load::Load;
+use crate::domain::schedule::Slot;
 use crate::error::{check_fields, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::routes::departments::find_department;
@@ -97,7 +98,7 @@ async fn availability(
         Vec::new()
     };
 
-    let booked = booked_counts(&state, id, &days).await?;
+    let load = load_over(&state, id, &days).await?;
     let now = Utc::now();
     let capacity = i64::from(department.capacity);
     let availability: Vec<Value> = days
@@ -106,8 +107,7 @@ async fn availability(
             let listed: Vec<Value> = slots
                 .iter()
                 .filter_map(|slot| {
-                    let remaining =
-                        (capacity - booked.get(&slot.starts_at).copied().unwrap_or(0)).max(0);
+                    let remaining = load.remaining(capacity, slot.starts_at, slot.ends_at);
                     let available = remaining > 0 && schedule.bookability(slot, now).is_ok();
                     (available || include_unavailable).then(|| {
                         json!({
@@ -133,29 +133,30 @@ async fn availability(
     })))
 }
 
-/// Places taken per slot start over the instants the listed days span.
-async fn booked_counts(
+/// The department's load over the instants the listed slots span: every appointment that is
+/// not cancelled and overlaps them, whatever grid it was booked on.
+async fn load_over(
     state: &AppState,
     department_id: i64,
-    days: &[(NaiveDate, Vec<crate::domain::schedule::Slot>)],
-) -> ApiResult<HashMap<DateTime<Utc>, i64>> {
-    let mut starts: Vec<DateTime<Utc>> = Vec::new();
-    for (_, slots) in days {
-        starts.extend(slots.iter().map(|slot| slot.starts_at));
-    }
-    let (Some(first), Some(last)) = (starts.iter().min().copied(), starts.iter().max().copied())
-    else {
-        return Ok(HashMap::new());
+    days: &[(NaiveDate, Vec<Slot>)],
+) -> ApiResult<Load> {
+    let slots = || days.iter().flat_map(|(_, slots)| slots);
+    let (Some(first), Some(last)) = (
+        slots().map(|slot| slot.starts_at).min(),
+        slots().map(|slot| slot.ends_at).max(),
+    ) else {
+        return Ok(Load::default());
     };
-    let rows: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
-        "SELECT starts_at, count(*) FROM appointments
-          WHERE department_id = $1 AND starts_at >= $2 AND starts_at < $3 AND status <> 'CANCELLED'
-          GROUP BY starts_at",
+    // An appointment lasts at most a day (a constraint), which bounds the index range.
+    let intervals: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT starts_at, ends_at FROM appointments
+          WHERE department_id = $1 AND status <> 'CANCELLED'
+            AND starts_at > $2 - interval '1 day' AND starts_at < $3 AND ends_at > $2",
     )
     .bind(department_id)
     .bind(first)
-    .bind(last + Duration::seconds(1))
+    .bind(last)
     .fetch_all(&state.pool)
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(Load::new(intervals))
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::types::Json as SqlJson;
-use sqlx::{PgExecutor, Postgres, Row};
+use sqlx::{PgConnection, PgExecutor, Postgres, Row};
 
 use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::datetime::format_timestamp;
@@ -113,8 +113,28 @@ pub async fn find_department<'e>(
     auth: &ApiKeyAuth,
     id: i64,
 ) -> ApiResult<DepartmentRow> {
+    select_department(executor, auth, id, "").await
+}
+
+/// The caller's department `id`, locked until the end of the transaction: bookings and
+/// reschedules into it, and changes of its schedule, happen one at a time (the capacity trigger
+/// takes the same lock), so a booking is decided on the schedule and load that are current.
+pub async fn lock_department(
+    connection: &mut PgConnection,
+    auth: &ApiKeyAuth,
+    id: i64,
+) -> ApiResult<DepartmentRow> {
+    select_department(connection, auth, id, " FOR NO KEY UPDATE OF d").await
+}
+
+async fn select_department<'e>(
+    executor: impl PgExecutor<'e>,
+    auth: &ApiKeyAuth,
+    id: i64,
+    locking: &str,
+) -> ApiResult<DepartmentRow> {
     sqlx::query_as(&format!(
-        "{SELECT_DEPARTMENT} WHERE d.id = $1 AND d.organization_id = $2 AND d.livemode = $3"
+        "{SELECT_DEPARTMENT} WHERE d.id = $1 AND d.organization_id = $2 AND d.livemode = $3{locking}"
     ))
     .bind(id)
     .bind(auth.organization_id)
@@ -357,7 +377,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(row.to_json())))
 }
 
-/// Changes the fields given; existing appointments keep their slot.
+/// Changes the fields given. Existing appointments keep their instants, whatever changed; one
+/// above a lowered capacity stays valid, and the department takes nobody new at those instants
+/// until it is below capacity again.
 async fn update(
     auth: Authorized<scope::ApiAdmin>,
     State(state): State<AppState>,
@@ -365,16 +387,7 @@ async fn update(
     ApiJson(body): ApiJson<DepartmentBody>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.pool.begin().await?;
-    let row: Option<DepartmentRow> = sqlx::query_as(&format!(
-        "{SELECT_DEPARTMENT} WHERE d.id = $1 AND d.organization_id = $2 AND d.livemode = $3 FOR UPDATE OF d"
-    ))
-    .bind(id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let row =
-        row.ok_or_else(|| ApiError::not_found(ErrorCode::DepartmentNotFound, "Department"))?;
+    let row = lock_department(&mut tx, &auth, id).await?;
     let fields = DepartmentFields::of(&row).apply(body)?;
     let query = sqlx::query(
         "UPDATE departments SET name = $2, description = $3, timezone = $4, slot_duration = $5, capacity = $6,

@@ -212,6 +212,8 @@ pub fn test_settings(database_url: &str) -> Settings {
         Duration::from_millis(900),
     ];
     settings.webhook_poll_interval = Duration::from_millis(50);
+    // Tests run side by side on a Postgres shared with other work: a few connections each.
+    settings.database_max_connections = 4;
     settings
 }
 
@@ -235,7 +237,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(database: TestDatabase, settings: Settings) -> TestApp {
     let address = start_server(settings).await;
     let db = PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(2)
         .connect(&database.url())
         .await
         .expect("test pool");

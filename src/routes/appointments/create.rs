@@ -1,4 +1,5 @@
-//! `POST /appointments`: one slot place and one credit, taken in one transaction with the event.
+//! `POST /appointments`: a place at the slot's instants and one credit, taken in one transaction
+//! with the event.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -10,8 +11,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sqlx::types::Json as SqlJson;
+use sqlx::{Connection, PgConnection};
 
-use super::{booking_conflict, reload, slot_full, take_seat};
+use super::{booking_conflict, reload};
 use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::contact::{is_e164, is_email};
 use crate::domain::datetime::{parse_request_date_time, DateTimeError};
@@ -21,10 +23,10 @@ use crate::domain::text::{self, TextError};
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events;
 use crate::extract::ApiJson;
-use crate::idempotency::{self, request_hash, Claim, Held, IdempotencyKey};
+use crate::idempotency::{self, request_hash, Claim, IdempotencyKey};
 use crate::ledger::{self, Account};
-use crate::routes::departments::{find_department, DepartmentRow};
-use crate::startup::AppState;
+use crate::routes::departments::{lock_department, DepartmentRow};
+use crate::startup::{AppState, BODY_LIMIT};
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -185,6 +187,83 @@ pub(super) fn offered_slot(
         })
 }
 
+/// A booking request whose fields are all valid.
+struct NewBooking {
+    department_id: i64,
+    date_time: String,
+    name: String,
+    external_user_id: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    notes: Option<String>,
+    metadata: Map<String, Value>,
+}
+
+impl NewBooking {
+    /// Checks every field, naming each bad one in a single 400.
+    fn parse(body: CreateAppointment) -> ApiResult<Self> {
+        let mut errors = Vec::new();
+        match body.department_id {
+            None => errors.push(FieldError::missing("departmentId")),
+            Some(id) if id <= 0 => errors.push(FieldError::invalid(
+                "departmentId",
+                "must be a positive integer",
+            )),
+            Some(_) => {}
+        }
+        match body.date_time.as_deref() {
+            None => errors.push(FieldError::missing("dateTime")),
+            // The zone is not known yet; the form can already be checked.
+            Some(text)
+                if parse_request_date_time(text, chrono_tz::UTC)
+                    == Err(DateTimeError::Malformed) =>
+            {
+                errors.push(FieldError::new(
+                    "dateTime",
+                    ErrorCode::InvalidDateTime,
+                    "must be YYYY-MM-DDTHH:MM:SS (department time) or RFC 3339 with an offset",
+                ))
+            }
+            Some(_) => {}
+        }
+        let name = match body.name.as_deref() {
+            None => {
+                errors.push(FieldError::missing("name"));
+                String::new()
+            }
+            Some(name) => Contact::name(name, &mut errors),
+        };
+        if let Some(id) = &body.external_user_id {
+            Contact::external_user_id(id, &mut errors);
+        }
+        let metadata = body.metadata.unwrap_or_default();
+        Contact::optional(
+            body.phone.as_deref(),
+            body.email.as_deref(),
+            body.notes.as_deref(),
+            Some(&metadata),
+            &mut errors,
+        );
+        check_fields(errors)?;
+        let (Some(department_id), Some(date_time)) = (body.department_id, body.date_time) else {
+            return Err(ApiError::new(
+                ErrorCode::MissingRequiredField,
+                "departmentId and dateTime are required",
+            ));
+        };
+        Ok(Self {
+            department_id,
+            date_time,
+            name,
+            external_user_id: body.external_user_id,
+            phone: body.phone,
+            email: body.email,
+            notes: body.notes,
+            metadata,
+        })
+    }
+}
+
 /// Books a slot: 201 with the appointment, `CONFIRMED`, one credit consumed.
 /// With an `Idempotency-Key`, a repeated request replays the first response instead.
 pub async fn create(
@@ -193,122 +272,94 @@ pub async fn create(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<CreateAppointment>,
 ) -> Response {
-    let Some(key) = key else {
-        return respond(book(&auth, &state, body, None).await);
+    let fingerprint = serde_json::to_vec(&body).unwrap_or_default();
+    let booking = match NewBooking::parse(body) {
+        Ok(booking) => booking,
+        Err(error) => return error.into_response(),
     };
+    let result = match key {
+        None => book_once(&auth, &state, &booking).await,
+        Some(key) => {
+            let hash = request_hash(&[b"POST /api/v1/appointments", &fingerprint]);
+            book_with_key(&auth, &state, &booking, &key, &hash).await
+        }
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn created(bytes: Vec<u8>) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn book_once(
+    auth: &ApiKeyAuth,
+    state: &AppState,
+    booking: &NewBooking,
+) -> ApiResult<Response> {
+    let mut tx = state.pool.begin().await?;
+    let bytes = book(&mut tx, auth, state, booking).await?;
+    tx.commit().await?;
+    Ok(created(bytes))
+}
+
+/// Books under an `Idempotency-Key`: the booking and its stored response commit together. A
+/// refusal (4xx) is part of the key's history, stored and replayed byte for byte; a failure of
+/// ours (5xx) commits nothing, so that a retry runs again.
+async fn book_with_key(
+    auth: &ApiKeyAuth,
+    state: &AppState,
+    booking: &NewBooking,
+    key: &str,
+    hash: &[u8],
+) -> ApiResult<Response> {
     let account = Account {
         organization_id: auth.organization_id,
         livemode: auth.livemode,
     };
-    let fingerprint = serde_json::to_vec(&body).unwrap_or_default();
-    let hash = request_hash(&[b"POST /api/v1/appointments", &fingerprint]);
-    let held = match idempotency::claim(&state.pool, account, &key, &hash).await {
-        Ok(Claim::Replay(response)) => return response,
-        Ok(Claim::Fresh(held)) => held,
-        Err(error) => return error.into_response(),
+    let mut held = match idempotency::begin(&state.pool, account, key, hash).await? {
+        Claim::Replay(response) => return Ok(response),
+        Claim::Fresh(held) => held,
     };
-    match book(&auth, &state, body, Some(&held)).await {
-        Ok(bytes) => respond(Ok(bytes)),
-        // A failure of ours: the key is given back so that a retry runs again.
-        Err(error) if error.code().status().is_server_error() => {
-            held.release(&state.pool).await;
-            error.into_response()
+    // A savepoint, so that a refused booking leaves nothing but its stored refusal.
+    let mut attempt = held.connection().begin().await?;
+    match book(&mut attempt, auth, state, booking).await {
+        Ok(bytes) => {
+            attempt.commit().await?;
+            held.complete(StatusCode::CREATED, &bytes).await?;
+            Ok(created(bytes))
         }
-        // A refusal is part of the key's history: stored, then replayed byte for byte.
+        Err(error) if error.code().status().is_server_error() => Err(error),
         Err(error) => {
+            attempt.rollback().await?;
             let (parts, body) = error.into_response().into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX)
+            let bytes = axum::body::to_bytes(body, BODY_LIMIT)
                 .await
-                .unwrap_or_default();
-            if let Ok(mut connection) = state.pool.acquire().await {
-                let _ = held.complete(&mut connection, parts.status, &bytes).await;
-            }
-            Response::from_parts(parts, Body::from(bytes))
+                .map_err(ApiError::internal)?;
+            held.complete(parts.status, &bytes).await?;
+            Ok(Response::from_parts(parts, Body::from(bytes)))
         }
     }
 }
 
-fn respond(result: ApiResult<Vec<u8>>) -> Response {
-    match result {
-        Ok(bytes) => (
-            StatusCode::CREATED,
-            [(header::CONTENT_TYPE, "application/json")],
-            bytes,
-        )
-            .into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-/// Books the slot; answers the JSON bytes of the 201 body, stored for `held` in the same
-/// transaction as the booking.
+/// Books the slot inside the caller's transaction; answers the JSON bytes of the 201 body.
 async fn book(
+    connection: &mut PgConnection,
     auth: &ApiKeyAuth,
     state: &AppState,
-    body: CreateAppointment,
-    held: Option<&Held>,
+    booking: &NewBooking,
 ) -> ApiResult<Vec<u8>> {
-    let mut errors = Vec::new();
-    match body.department_id {
-        None => errors.push(FieldError::missing("departmentId")),
-        Some(id) if id <= 0 => errors.push(FieldError::invalid(
-            "departmentId",
-            "must be a positive integer",
-        )),
-        Some(_) => {}
-    }
-    match body.date_time.as_deref() {
-        None => errors.push(FieldError::missing("dateTime")),
-        // The zone is not known yet; the form can already be checked.
-        Some(text)
-            if parse_request_date_time(text, chrono_tz::UTC) == Err(DateTimeError::Malformed) =>
-        {
-            errors.push(FieldError::new(
-                "dateTime",
-                ErrorCode::InvalidDateTime,
-                "must be YYYY-MM-DDTHH:MM:SS (department time) or RFC 3339 with an offset",
-            ))
-        }
-        Some(_) => {}
-    }
-    let name = match body.name.as_deref() {
-        None => {
-            errors.push(FieldError::missing("name"));
-            String::new()
-        }
-        Some(name) => Contact::name(name, &mut errors),
-    };
-    if let Some(id) = &body.external_user_id {
-        Contact::external_user_id(id, &mut errors);
-    }
-    let metadata = body.metadata.unwrap_or_default();
-    Contact::optional(
-        body.phone.as_deref(),
-        body.email.as_deref(),
-        body.notes.as_deref(),
-        Some(&metadata),
-        &mut errors,
-    );
-    check_fields(errors)?;
-    let (Some(department_id), Some(date_time)) = (body.department_id, body.date_time) else {
-        return Err(ApiError::new(
-            ErrorCode::MissingRequiredField,
-            "departmentId and dateTime are required",
-        ));
-    };
-
-    let department = find_department(&state.pool, auth, department_id).await?;
-    let starts_at = requested_start(&date_time, department.tz()?)?;
+    let department = lock_department(&mut *connection, auth, booking.department_id).await?;
+    let starts_at = requested_start(&booking.date_time, department.tz()?)?;
     let slot = offered_slot(&department, starts_at)?;
-
-    let mut tx = state.pool.begin().await?;
-    let seat = take_seat(&mut tx, department.id, slot.starts_at, department.capacity)
-        .await?
-        .ok_or_else(slot_full)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO appointments (organization_id, livemode, department_id, starts_at, ends_at, local_starts_at,
-                                   timezone, seat, name, external_user_id, phone, email, notes, metadata, check_in_token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                   timezone, name, external_user_id, phone, email, notes, metadata, check_in_token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          RETURNING id",
     )
     .bind(auth.organization_id)
@@ -318,15 +369,14 @@ async fn book(
     .bind(slot.ends_at)
     .bind(slot.local)
     .bind(&department.timezone)
-    .bind(seat)
-    .bind(&name)
-    .bind(&body.external_user_id)
-    .bind(&body.phone)
-    .bind(&body.email)
-    .bind(&body.notes)
-    .bind(SqlJson(&metadata))
+    .bind(&booking.name)
+    .bind(&booking.external_user_id)
+    .bind(&booking.phone)
+    .bind(&booking.email)
+    .bind(&booking.notes)
+    .bind(SqlJson(&booking.metadata))
     .bind(random_token(32))
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *connection)
     .await
     .map_err(booking_conflict)?;
 
@@ -334,22 +384,16 @@ async fn book(
         organization_id: auth.organization_id,
         livemode: auth.livemode,
     };
-    ledger::consume(&mut tx, account, id).await?;
-    let appointment = reload(&mut tx, id).await?;
+    ledger::consume(&mut *connection, account, id).await?;
+    let appointment = reload(&mut *connection, id).await?;
     let mut object = appointment.to_json(&state.settings.public_url);
     object["creditsUsed"] = json!(1);
     events::record(
-        &mut tx,
+        &mut *connection,
         &appointment.subject(),
         events::APPOINTMENT_CREATED,
         json!({"object": object}),
     )
     .await?;
-    let bytes = serde_json::to_vec(&appointment.to_json(&state.settings.public_url))
-        .map_err(ApiError::internal)?;
-    if let Some(held) = held {
-        held.complete(&mut tx, StatusCode::CREATED, &bytes).await?;
-    }
-    tx.commit().await?;
-    Ok(bytes)
+    serde_json::to_vec(&appointment.to_json(&state.settings.public_url)).map_err(ApiError::internal)
 }

@@ -166,36 +166,10 @@ async fn retrieve(
     Ok(Json(row.to_json(&state.settings.public_url)))
 }
 
-/// Takes a free place of a slot (the advisory lock serialises bookers of one slot; the unique
-/// seat index and the capacity trigger hold the invariant even without it). `None` when full.
-pub async fn take_seat(
-    connection: &mut PgConnection,
-    department_id: i64,
-    starts_at: DateTime<Utc>,
-    capacity: i32,
-) -> Result<Option<i32>, sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("slot:{department_id}:{}", starts_at.timestamp()))
-        .execute(&mut *connection)
-        .await?;
-    sqlx::query_scalar(
-        "SELECT s FROM generate_series(0, $3 - 1) AS s
-          WHERE NOT EXISTS (SELECT 1 FROM appointments a
-                             WHERE a.department_id = $1 AND a.starts_at = $2 AND a.seat = s
-                               AND a.status <> 'CANCELLED')
-          ORDER BY s LIMIT 1",
-    )
-    .bind(department_id)
-    .bind(starts_at)
-    .bind(capacity)
-    .fetch_optional(connection)
-    .await
-}
-
 /// Maps the violation of a booking constraint to its 409.
 pub fn booking_conflict(error: sqlx::Error) -> ApiError {
     match crate::error::violated_constraint(&error) {
-        Some("appointments_seat_key") | Some("appointments_seat_within_capacity") => slot_full(),
+        Some("appointments_within_capacity") => slot_full(),
         Some("appointments_duplicate_key") => ApiError::new(
             ErrorCode::DuplicateAppointment,
             "This user already has an appointment in that slot",
@@ -205,5 +179,8 @@ pub fn booking_conflict(error: sqlx::Error) -> ApiError {
 }
 
 pub fn slot_full() -> ApiError {
-    ApiError::new(ErrorCode::SlotNotAvailable, "That slot is full")
+    ApiError::new(
+        ErrorCode::SlotNotAvailable,
+        "That slot is full: the department already serves its capacity at some instant of it",
+    )
 }

@@ -9,14 +9,14 @@ use sqlx::types::Json as SqlJson;
 
 use super::cancel::no_longer_modifiable;
 use super::create::{offered_slot, requested_start, Contact};
-use super::{booking_conflict, lock_appointment, reload, slot_full, take_seat};
+use super::{booking_conflict, lock_appointment, reload};
 use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_local;
 use crate::domain::status::Status;
 use crate::error::{check_fields, ApiResult};
 use crate::events;
 use crate::extract::{ApiJson, ApiPath};
-use crate::routes::departments::find_department;
+use crate::routes::departments::lock_department;
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -64,27 +64,21 @@ pub async fn reschedule(
         }
     };
 
+    // The new slot is checked against the department's capacity by the database, in the
+    // UPDATE below, under the department's lock taken here.
     let mut slot = None;
     if let Some(text) = &body.date_time {
-        let department = find_department(&mut *tx, &auth, current.department_id).await?;
+        let department = lock_department(&mut tx, &auth, current.department_id).await?;
         let starts_at = requested_start(text, department.tz()?)?;
         if starts_at != current.starts_at {
             let new_slot = offered_slot(&department, starts_at)?;
-            let seat = take_seat(
-                &mut tx,
-                department.id,
-                new_slot.starts_at,
-                department.capacity,
-            )
-            .await?
-            .ok_or_else(slot_full)?;
             let tz = department.tz()?;
             record(
                 "dateTime",
                 json!(format_local(current.starts_at, tz)),
                 json!(new_slot.local.format("%Y-%m-%dT%H:%M:%S").to_string()),
             );
-            slot = Some((new_slot, seat, department.timezone.clone()));
+            slot = Some((new_slot, department.timezone.clone()));
         }
     }
     let name = name.unwrap_or_else(|| current.name.clone());
@@ -101,26 +95,24 @@ pub async fn reschedule(
     if changes.is_empty() {
         return Ok(Json(current.to_json(&state.settings.public_url)));
     }
-    let (starts_at, ends_at, local, seat, timezone) = match &slot {
-        Some((new_slot, seat, timezone)) => (
+    let (starts_at, ends_at, local, timezone) = match &slot {
+        Some((new_slot, timezone)) => (
             new_slot.starts_at,
             new_slot.ends_at,
             new_slot.local,
-            Some(*seat),
             timezone.clone(),
         ),
         None => (
             current.starts_at,
             current.ends_at,
             current.local_starts_at,
-            None,
             current.timezone.clone(),
         ),
     };
     sqlx::query(
         "UPDATE appointments
-            SET starts_at = $2, ends_at = $3, local_starts_at = $4, seat = COALESCE($5, seat), timezone = $6,
-                name = $7, phone = $8, email = $9, notes = $10, metadata = $11,
+            SET starts_at = $2, ends_at = $3, local_starts_at = $4, timezone = $5,
+                name = $6, phone = $7, email = $8, notes = $9, metadata = $10,
                 sequence = sequence + 1, updated_at = now()
           WHERE id = $1",
     )
@@ -128,7 +120,6 @@ pub async fn reschedule(
     .bind(starts_at)
     .bind(ends_at)
     .bind(local)
-    .bind(seat)
     .bind(&timezone)
     .bind(&name)
     .bind(&phone)
