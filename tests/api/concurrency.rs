@@ -235,3 +235,73 @@ async fn a_storm_of_bookings_and_cancellations_keeps_the_ledger_exact() {
     );
     app.assert_ledger_consistent().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grants_racing_bookings_leave_a_ledger_that_reads_like_a_bank_statement() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 40).await;
+    let second = start_server(test_settings(&app.database.url())).await;
+    let bookings = (0..24).map(|i| {
+        let base = if i % 2 == 0 { app.address.clone() } else { second.clone() };
+        let body = json!({"departmentId": department, "dateTime": slot(2, "10:00"), "name": format!("P{i}")});
+        let (client, key) = (app.client.clone(), key.clone());
+        async move {
+            let url = format!("{base}/api/v1/appointments");
+            client.post(url).header("X-API-Key", key).json(&body).send().await.unwrap().status()
+        }
+    });
+    let grants = (0..12).map(|i| {
+        let base = if i % 2 == 0 {
+            second.clone()
+        } else {
+            app.address.clone()
+        };
+        let (client, key) = (app.client.clone(), key.clone());
+        async move {
+            let url = format!("{base}/api/v1/credits/grants");
+            let body = json!({"amount": 2, "reason": format!("top-up {i}")});
+            client
+                .post(url)
+                .header("X-API-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+
+    let (bookings, grants) = tokio::join!(join_all(bookings), join_all(grants));
+
+    assert!(
+        bookings.iter().all(|s| *s == StatusCode::CREATED),
+        "{bookings:?}"
+    );
+    assert!(grants.iter().all(|s| s.is_success()), "{grants:?}");
+    let listed = expect_status(
+        app.get("/credits/transactions?size=100", &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    let lines = listed["content"].as_array().expect("content");
+    assert_eq!(
+        lines.len(),
+        1 + 24 + 12,
+        "the opening grant, 24 bookings, 12 grants"
+    );
+    // Listed newest first: each line's balance is the next (older) one's plus its amount.
+    for pair in lines.windows(2) {
+        let (newer, older) = (&pair[0], &pair[1]);
+        assert_eq!(
+            newer["balanceAfter"].as_i64().unwrap(),
+            older["balanceAfter"].as_i64().unwrap() + newer["amount"].as_i64().unwrap(),
+            "{older} then {newer}"
+        );
+    }
+    assert_eq!(
+        lines[0]["balanceAfter"].as_i64(),
+        Some(app.balance(&key).await)
+    );
+    app.assert_ledger_consistent().await;
+}

@@ -20,7 +20,7 @@ use crate::contract::ContractClient;
 pub const ADMIN_TOKEN: &str = "test-operator-token";
 
 /// The server-level URL tests use: `DATABASE_URL` or the same default as the server.
-fn base_options() -> PgConnectOptions {
+pub fn base_options() -> PgConnectOptions {
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| moncreneau::config::DEFAULT_DATABASE_URL.to_owned());
     PgConnectOptions::from_str(&url).expect("DATABASE_URL is a postgres URL")
@@ -484,61 +484,4 @@ pub fn next_weekday(weekday: Weekday) -> NaiveDate {
         date += chrono::Duration::days(1);
     }
     date
-}
-
-/// A TCP relay to Postgres that a test can cut (every connection dropped, new ones refused) and
-/// restore, to see the server through a database outage.
-pub struct DatabaseRelay {
-    pub port: u16,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl DatabaseRelay {
-    pub async fn start() -> Self {
-        let options = base_options();
-        let upstream = format!("{}:{}", options.get_host(), options.get_port());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (accept_up, accept_links) = (up.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !accept_up.load(std::sync::atomic::Ordering::SeqCst) {
-                    continue; // dropped: the connection is refused
-                }
-                let upstream = upstream.clone();
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                accept_links.lock().unwrap().push(link.abort_handle());
-            }
-        });
-        Self { port, up, links }
-    }
-
-    /// The database URL of `database` through this relay.
-    pub fn url(&self, database: &TestDatabase) -> String {
-        let options = base_options();
-        format!(
-            "postgres://{}@127.0.0.1:{}/{}",
-            options.get_username(),
-            self.port,
-            database.name
-        )
-    }
-
-    pub fn cut(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    pub fn restore(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
 }

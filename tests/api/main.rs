@@ -3,14 +3,17 @@
 mod contract;
 mod helpers;
 mod receiver;
+mod relay;
 
 mod admin;
 mod api_keys;
 mod appointments;
 mod auth;
 mod availability;
+mod capacity;
 mod concurrency;
 mod credits;
+mod database_faults;
 mod departments;
 mod idempotency;
 mod operations;

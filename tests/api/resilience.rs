@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{
-    expect_error, expect_status, slot, spawn_app, start_server, test_settings, DatabaseRelay,
-};
+use crate::helpers::{expect_error, expect_status, slot, spawn_app, start_server, test_settings};
+use crate::relay::DatabaseRelay;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_503_and_the_server_recovers_when_it_returns() {
