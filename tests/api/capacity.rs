@@ -303,3 +303,51 @@ async fn the_database_refuses_an_overlap_written_behind_the_api() {
     let constraint = refused.as_database_error().and_then(|e| e.constraint());
     assert_eq!(constraint, Some("appointments_within_capacity"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_capacity_lowered_during_a_burst_of_bookings_is_never_exceeded_afterwards() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 4).await;
+    let second =
+        crate::helpers::start_server(crate::helpers::test_settings(&app.database.url())).await;
+    let at = slot(2, "10:00");
+    let bookings = (0..12).map(|i| {
+        let base = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            second.clone()
+        };
+        let body = json!({"departmentId": department, "dateTime": at, "name": format!("P{i}")});
+        let (client, key) = (app.client.clone(), key.clone());
+        async move {
+            let url = format!("{base}/api/v1/appointments");
+            client
+                .post(url)
+                .header("X-API-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let lower = set(&app, &key, department, json!({"capacity": 2}));
+
+    let (statuses, ()) = tokio::join!(futures::future::join_all(bookings), lower);
+
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert!((2..=4).contains(&created), "{created} booked: {statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    assert_never_above(&app, department, 4).await;
+    // Whatever the interleaving, the slot is now at or above the new capacity: full for both.
+    assert_bookable_iff_available(&app, &key, department, &at, false).await;
+}
