@@ -6,7 +6,7 @@ use std::ops::Deref;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
@@ -217,10 +217,29 @@ fn malformed() -> ApiError {
     )
 }
 
+/// The one value of a credential header. Sent twice with different values, it is refused
+/// (401 `INVALID_TOKEN_FORMAT`): which one counts would depend on who reads it (a proxy may have
+/// checked the other). Repeated identical values are one value.
+fn credential_header(
+    headers: &HeaderMap,
+    name: impl header::AsHeaderName + Copy,
+) -> ApiResult<Option<&HeaderValue>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.any(|other| Some(other) != first) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTokenFormat,
+            "Conflicting credentials: a credential header was sent twice with different values",
+        ));
+    }
+    Ok(first)
+}
+
 /// The token of `Authorization: Bearer …` or, where allowed, `X-API-Key`.
 fn presented_token(headers: &HeaderMap, accept_api_key_header: bool) -> ApiResult<String> {
+    let authorization = credential_header(headers, &header::AUTHORIZATION)?;
     if accept_api_key_header {
-        if let Some(value) = headers.get("x-api-key") {
+        if let Some(value) = credential_header(headers, "x-api-key")? {
             let key = value.to_str().map_err(|_| malformed())?.trim();
             return if key.is_empty() {
                 Err(malformed())
@@ -229,7 +248,7 @@ fn presented_token(headers: &HeaderMap, accept_api_key_header: bool) -> ApiResul
             };
         }
     }
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let Some(value) = authorization else {
         let message = if accept_api_key_header {
             "An API key is required: send X-API-Key or Authorization: Bearer"
         } else {
@@ -267,6 +286,24 @@ mod tests {
         }
         let error = presented_token(&headers(&[("x-api-key", " ")]), true).unwrap_err();
         assert_eq!(error.code(), ErrorCode::InvalidTokenFormat);
+    }
+
+    #[test]
+    fn a_credential_header_sent_twice_with_different_values_is_refused() {
+        for name in ["x-api-key", "authorization"] {
+            let mut map = HeaderMap::new();
+            map.append(name, HeaderValue::from_static("Bearer k1"));
+            map.append(name, HeaderValue::from_static("Bearer k2"));
+            let error = presented_token(&map, true).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidTokenFormat, "{name}");
+            map.remove(name);
+            map.append(name, HeaderValue::from_static("Bearer k1"));
+            map.append(name, HeaderValue::from_static("Bearer k1"));
+            assert!(
+                presented_token(&map, true).is_ok(),
+                "{name}: same value twice"
+            );
+        }
     }
 
     #[test]

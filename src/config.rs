@@ -36,6 +36,10 @@ pub struct Settings {
     pub database_idle_in_transaction_timeout: Duration,
     /// The longest a request may take before it is answered 503 `SERVICE_UNAVAILABLE`.
     pub request_timeout: Duration,
+    /// The longest a client may take to send a request head, or leave a connection idle.
+    pub header_read_timeout: Duration,
+    /// Client connections one server process keeps open at once.
+    pub max_client_connections: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +134,8 @@ impl Settings {
                 5_000,
             )?,
             request_timeout: millis(&get, "MONCRENEAU_REQUEST_TIMEOUT_MS", 15_000)?,
+            header_read_timeout: millis(&get, "MONCRENEAU_HEADER_READ_TIMEOUT_MS", 10_000)?,
+            max_client_connections: parse(&get, "MONCRENEAU_MAX_CLIENT_CONNECTIONS", 1024)?.max(1),
         })
     }
 }

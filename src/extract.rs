@@ -4,8 +4,10 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
 
+use crate::domain::datetime::{parse_date, DateTimeError, SUPPORTED_RANGE};
 use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// A JSON body: 415 without a JSON content type, 413 past the body limit, 400 naming the field
@@ -94,6 +96,26 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|error| json_error(String::new(), &error))?;
+    // A key given twice has two meanings (the last one wins here, the first one in a proxy that
+    // checked it): refused, at any depth.
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    if let Err(error) = serde_path_to_error::deserialize::<_, UniqueKeys>(&mut reader) {
+        // The error's text is the repeated key (see `UniqueKeysVisitor`), its path the object's.
+        let parent = error.path().to_string();
+        let text = error.into_inner().to_string();
+        let key = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(key, _)| key);
+        let field = match parent.as_str() {
+            "" | "." => key.to_owned(),
+            parent => format!("{parent}.{key}"),
+        };
+        return Err(ApiError::validation(vec![FieldError::new(
+            field,
+            ErrorCode::InvalidRequest,
+            "appears more than once: each key may appear once",
+        )]));
+    }
     if let Some(field) = nul_field(&value, "") {
         return Err(ApiError::validation(vec![FieldError::invalid(
             &field,
@@ -105,6 +127,60 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = error.into_inner();
         json_error(field, &inner)
     })
+}
+
+/// Any JSON value, read only to check that no object names a key twice.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<UniqueKeys, A::Error> {
+        while items.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(key));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
 }
 
 /// The path of the first string (or key) holding a NUL character.
@@ -226,6 +302,17 @@ where
                 )
             })
     }
+}
+
+/// A date query parameter `YYYY-MM-DD`, years 0001–9999; the error names `field`.
+pub fn date_param(field: &str, text: &str) -> Result<NaiveDate, FieldError> {
+    parse_date(text).map_err(|error| {
+        let message = match error {
+            DateTimeError::OutOfRange => SUPPORTED_RANGE,
+            _ => "must be a date YYYY-MM-DD",
+        };
+        FieldError::new(field, ErrorCode::InvalidRequest, message)
+    })
 }
 
 #[cfg(test)]

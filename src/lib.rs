@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod telemetry;
 pub mod webhooks;

@@ -11,13 +11,14 @@ use axum::{middleware, Router};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::error::{ApiError, ErrorCode};
 use crate::webhooks::sender::Sender;
 use crate::webhooks::worker::Worker;
-use crate::{database, rate_limit, request_id, routes};
+use crate::{database, rate_limit, request_id, routes, serve};
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -36,6 +37,7 @@ pub struct Application {
     router: Router,
     pool: PgPool,
     worker: Worker,
+    limits: serve::Limits,
 }
 
 impl Application {
@@ -48,6 +50,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let sender = Sender::new(&settings)?;
         let worker = Worker::new(pool.clone(), sender.clone(), &settings);
+        let limits = serve::Limits {
+            header_read_timeout: settings.header_read_timeout,
+            max_connections: settings.max_client_connections,
+            shutdown_grace: settings.request_timeout,
+        };
+        install_panic_hook();
         let state = AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),
@@ -59,6 +67,7 @@ impl Application {
             router: router(state),
             pool,
             worker,
+            limits,
         })
     }
 
@@ -76,18 +85,23 @@ impl Application {
         tracing::info!(address = %self.listener.local_addr()?, "listening");
         let (stop, stopped) = watch::channel(false);
         let worker = tokio::spawn(self.worker.run(stopped));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        serve::serve(self.listener, self.router, self.limits, shutdown_signal()).await;
         let _ = stop.send(true);
         let _ = worker.await;
-        served
+        Ok(())
     }
 }
 
 pub fn router(state: AppState) -> Router {
+    with_middleware(routes::router(), state)
+}
+
+/// The middleware every route is served through, from the outside in: the request id, rate
+/// limits, the trace span, panics turned into 500s, the request timeout, the body limit, and
+/// the contract's 404 and 405.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     Router::new()
-        .merge(routes::router())
+        .merge(routes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -105,6 +119,7 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id = %id)
             }),
         )
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(rate_limit::layer))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(state)
@@ -121,6 +136,38 @@ async fn request_timeout(State(bound): State<Duration>, request: Request, next: 
         ))
         .into_response(),
     }
+}
+
+/// A panic in a request answers 500 `INTERNAL_ERROR` in the envelope (the panic hook has logged
+/// its cause with the request id), and the connection stays usable.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(ErrorCode::InternalError, "An internal error occurred").into_response()
+}
+
+/// Logs a panic inside a request once, as an error with its request id and place; any other
+/// panic (start-up, a test's assertion) goes to the hook that was there before.
+fn install_panic_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let request_id = request_id::current();
+            if request_id.is_empty() {
+                return previous(info);
+            }
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let place = info
+                .location()
+                .map(|at| format!("{}:{}", at.file(), at.line()))
+                .unwrap_or_default();
+            tracing::error!(request_id = %request_id, place = %place, "request panicked: {message}");
+        }));
+    });
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -10,6 +10,8 @@ use chrono::{
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use super::datetime::{is_supported_date, is_supported_instant};
+
 pub const WEEKDAYS: [&str; 7] = [
     "monday",
     "tuesday",
@@ -194,18 +196,33 @@ impl Schedule {
         for range in self.opening_hours.on(date.weekday()) {
             let mut start = range.start.minutes();
             while start + step <= range.end.minutes() {
-                let local = date.and_time(NaiveTime::MIN) + Duration::minutes(i64::from(start));
-                if let Some(starts_at) = resolve_local(self.timezone, local) {
-                    slots.push(Slot {
-                        local,
-                        starts_at,
-                        ends_at: starts_at + Duration::minutes(i64::from(step)),
-                    });
+                if let Some(slot) = self.slot_from(date, start) {
+                    slots.push(slot);
                 }
                 start += step;
             }
         }
         slots
+    }
+
+    /// The slot starting `minute` minutes after local midnight of `date`: none in a DST gap,
+    /// and none whose instants fall outside the supported dates (the arithmetic is checked, so
+    /// the ends of chrono's range cannot panic).
+    fn slot_from(&self, date: NaiveDate, minute: u16) -> Option<Slot> {
+        let local = date
+            .and_time(NaiveTime::MIN)
+            .checked_add_signed(Duration::minutes(i64::from(minute)))?;
+        let starts_at = resolve_local(self.timezone, local)?;
+        let ends_at =
+            starts_at.checked_add_signed(Duration::minutes(i64::from(self.slot_minutes)))?;
+        (is_supported_date(local.date())
+            && is_supported_instant(starts_at)
+            && is_supported_instant(ends_at))
+        .then_some(Slot {
+            local,
+            starts_at,
+            ends_at,
+        })
     }
 
     /// The slot that starts at `starts_at`, if the grid has one.
@@ -241,11 +258,14 @@ impl Schedule {
         if slot.starts_at <= now {
             return Err(Unbookable::Past);
         }
-        if slot.starts_at < now + Duration::minutes(self.min_notice_minutes) {
+        // Past the end of the calendar, the notice and the horizon reach every slot.
+        let notice_ends = now.checked_add_signed(Duration::minutes(self.min_notice_minutes));
+        if notice_ends.is_none_or(|notice_ends| slot.starts_at < notice_ends) {
             return Err(Unbookable::TooSoon);
         }
         let today = now.with_timezone(&self.timezone).date_naive();
-        if slot.local.date() > today + Duration::days(self.max_advance_days) {
+        let horizon = today.checked_add_signed(Duration::days(self.max_advance_days));
+        if horizon.is_some_and(|horizon| slot.local.date() > horizon) {
             return Err(Unbookable::TooFarAhead);
         }
         Ok(())
@@ -476,5 +496,59 @@ mod tests {
         assert!(parse(&[("08:00", "24:00")]).is_ok());
         assert!(parse(&[("08:00", "24:30")]).is_err());
         assert!(OpeningHours::parse(&BTreeMap::from([("funday".to_owned(), vec![])])).is_err());
+    }
+
+    /// A schedule open all day every day in `timezone`, with `step`-minute slots.
+    fn always_open(timezone: Tz, step: u16) -> Schedule {
+        let day = vec![RangeText {
+            start: "00:00".into(),
+            end: "24:00".into(),
+        }];
+        let map = WEEKDAYS
+            .iter()
+            .map(|name| ((*name).to_owned(), day.clone()))
+            .collect();
+        Schedule {
+            timezone,
+            slot_minutes: step,
+            opening_hours: OpeningHours::parse(&map).unwrap(),
+            closures: Vec::new(),
+            min_notice_minutes: 525_600,
+            max_advance_days: 730,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_date_and_zone_give_slots_or_nothing_never_a_panic(
+            day in proptest::prop_oneof![
+                NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce(),
+                // Around the supported years, and at their edges.
+                -2_i32..=3_652_062,
+                3_652_055_i32..=3_652_062,
+                -2_i32..=2,
+            ],
+            zone in 0..chrono_tz::TZ_VARIANTS.len(),
+            step in 5_u16..=1440,
+        ) {
+            let Some(date) = NaiveDate::from_num_days_from_ce_opt(day) else {
+                return Ok(());
+            };
+            let schedule = always_open(chrono_tz::TZ_VARIANTS[zone], step);
+            let slots = schedule.slots_on(date);
+            let now = Utc::now();
+            for slot in &slots {
+                proptest::prop_assert!(crate::domain::datetime::is_supported_instant(slot.starts_at));
+                proptest::prop_assert!(slot.starts_at < slot.ends_at);
+                let _ = schedule.bookability(slot, now);
+            }
+            if let Some(first) = slots.first() {
+                proptest::prop_assert_eq!(schedule.slot_at(first.starts_at), Ok(*first));
+            }
+            let instant = date.and_time(NaiveTime::MIN).and_utc();
+            let _ = schedule.slot_at(instant);
+            let _ = schedule.offered_slot(instant, now);
+            let _ = schedule.bookability(&Slot { local: instant.naive_utc(), starts_at: instant, ends_at: instant }, DateTime::<Utc>::MAX_UTC);
+        }
     }
 }

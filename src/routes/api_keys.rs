@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 
 use crate::auth::{scope, Authorized};
-use crate::domain::datetime::format_timestamp;
+use crate::domain::datetime::{format_timestamp, parse_instant, DateTimeError, SUPPORTED_RANGE};
 use crate::domain::keys::{generate_key, hash_key, random_id, Scope};
 use crate::error::{check_fields, required_text, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
@@ -135,14 +135,22 @@ async fn create(
             }
         }
     }
-    let expires_at = match body.expires_at.as_deref().map(DateTime::parse_from_rfc3339) {
+    let expires_at = match body.expires_at.as_deref().map(parse_instant) {
         None => None,
-        Some(Ok(at)) if at > Utc::now() => Some(at.with_timezone(&Utc)),
+        Some(Ok(at)) if at > Utc::now() => Some(at),
         Some(Ok(_)) => {
             errors.push(FieldError::new(
                 "expiresAt",
                 ErrorCode::InvalidDateTime,
                 "must be in the future",
+            ));
+            None
+        }
+        Some(Err(DateTimeError::OutOfRange)) => {
+            errors.push(FieldError::new(
+                "expiresAt",
+                ErrorCode::InvalidDateTime,
+                SUPPORTED_RANGE,
             ));
             None
         }

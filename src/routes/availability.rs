@@ -14,7 +14,7 @@ use crate::domain::datetime::format_instant;
 use crate::domain::load::Load;
 use crate::domain::schedule::Slot;
 use crate::error::{check_fields, ApiResult, ErrorCode, FieldError};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{date_param, ApiPath, ApiQuery};
 use crate::routes::departments::find_department;
 use crate::startup::AppState;
 
@@ -34,21 +34,13 @@ struct AvailabilityQuery {
 }
 
 fn parse_date(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
-    match value.map(|text| text.parse::<NaiveDate>()) {
-        None => {
-            errors.push(FieldError::missing(field));
-            None
-        }
-        Some(Ok(date)) => Some(date),
-        Some(Err(_)) => {
-            errors.push(FieldError::new(
-                field,
-                ErrorCode::InvalidRequest,
-                "must be a date YYYY-MM-DD",
-            ));
-            None
-        }
-    }
+    let Some(text) = value else {
+        errors.push(FieldError::missing(field));
+        return None;
+    };
+    date_param(field, text)
+        .map_err(|error| errors.push(error))
+        .ok()
 }
 
 /// Bookable slots per day between two local dates; every slot with `includeUnavailable=true`.

@@ -16,7 +16,7 @@ use sqlx::types::Json as SqlJson;
 use sqlx::{PgConnection, PgExecutor, Postgres, Row};
 
 use crate::auth::{scope, ApiKeyAuth, Authorized};
-use crate::domain::datetime::format_timestamp;
+use crate::domain::datetime::{format_timestamp, is_supported_date};
 use crate::domain::schedule::{Closure, OpeningHours, RangeText, Schedule};
 use crate::domain::text;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
@@ -327,6 +327,8 @@ impl DepartmentFields {
         if let Some(closures) = body.closures {
             let bad = closures.iter().position(|c| {
                 c.start_date > c.end_date
+                    || !is_supported_date(c.start_date)
+                    || !is_supported_date(c.end_date)
                     || c.reason.as_ref().is_some_and(|r| r.chars().count() > 200)
             });
             match bad {
@@ -335,7 +337,7 @@ impl DepartmentFields {
                 }
                 Some(index) => errors.push(FieldError::invalid(
                     &format!("closures[{index}]"),
-                    "startDate must not be after endDate; reason at most 200 characters",
+                    "dates YYYY-MM-DD between the years 0001 and 9999, startDate not after endDate; reason at most 200 characters",
                 )),
                 None => self.closures = closures,
             }

@@ -15,6 +15,7 @@ mod concurrency;
 mod credits;
 mod database_faults;
 mod departments;
+mod hostile_input;
 mod idempotency;
 mod operations;
 mod rate_limits;

@@ -16,7 +16,7 @@ use sqlx::{Connection, PgConnection};
 use super::{booking_conflict, reload};
 use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::contact::{is_e164, is_email};
-use crate::domain::datetime::{parse_request_date_time, DateTimeError};
+use crate::domain::datetime::{parse_request_date_time, DateTimeError, SUPPORTED_RANGE};
 use crate::domain::keys::random_token;
 use crate::domain::schedule::{NotOffered, Slot};
 use crate::domain::text::{self, TextError};
@@ -158,6 +158,7 @@ pub(super) fn requested_start(text: &str, timezone: Tz) -> ApiResult<DateTime<Ut
             DateTimeError::Nonexistent => {
                 format!("does not exist in {timezone} (daylight saving gap)")
             }
+            DateTimeError::OutOfRange => SUPPORTED_RANGE.to_owned(),
         };
         ApiError::validation(vec![FieldError::new(
             "dateTime",
@@ -214,17 +215,19 @@ impl NewBooking {
         match body.date_time.as_deref() {
             None => errors.push(FieldError::missing("dateTime")),
             // The zone is not known yet; the form can already be checked.
-            Some(text)
-                if parse_request_date_time(text, chrono_tz::UTC)
-                    == Err(DateTimeError::Malformed) =>
-            {
-                errors.push(FieldError::new(
+            Some(text) => match parse_request_date_time(text, chrono_tz::UTC) {
+                Err(DateTimeError::Malformed) => errors.push(FieldError::new(
                     "dateTime",
                     ErrorCode::InvalidDateTime,
                     "must be YYYY-MM-DDTHH:MM:SS (department time) or RFC 3339 with an offset",
-                ))
-            }
-            Some(_) => {}
+                )),
+                Err(DateTimeError::OutOfRange) => errors.push(FieldError::new(
+                    "dateTime",
+                    ErrorCode::InvalidDateTime,
+                    SUPPORTED_RANGE,
+                )),
+                _ => {}
+            },
         }
         let name = match body.name.as_deref() {
             None => {

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder};
@@ -11,7 +11,7 @@ use super::{AppointmentRow, SELECT_APPOINTMENT};
 use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::status::Status;
 use crate::error::{check_fields, ApiResult, ErrorCode, FieldError};
-use crate::extract::ApiQuery;
+use crate::extract::{date_param, ApiQuery};
 use crate::routes::pagination::PageQuery;
 use crate::startup::AppState;
 
@@ -33,9 +33,8 @@ fn bad(field: &str, message: &str) -> FieldError {
 }
 
 fn date(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
-    let parsed = value.map(str::parse::<NaiveDate>)?;
-    parsed
-        .map_err(|_| errors.push(bad(field, "must be a date YYYY-MM-DD")))
+    date_param(field, value?)
+        .map_err(|error| errors.push(error))
         .ok()
 }
 
@@ -65,7 +64,7 @@ fn push_filters(builder: &mut QueryBuilder<'_, Postgres>, auth: &ApiKeyAuth, fil
     if let Some(end) = filters.end_date {
         builder
             .push(" AND a.local_starts_at < ")
-            .push_bind((end + Duration::days(1)).and_hms_opt(0, 0, 0));
+            .push_bind(end.succ_opt().and_then(|next| next.and_hms_opt(0, 0, 0)));
     }
 }
 
