@@ -28,12 +28,12 @@ impl Quota {
     }
 
     pub fn remaining(&self) -> i64 {
-        (i64::from(self.limit) - self.used).max(0)
+        i64::from(self.limit).saturating_sub(self.used).max(0)
     }
 
     /// Seconds until the window ends, at least 1.
     pub fn retry_after(&self, now: i64) -> i64 {
-        (self.reset - now).max(1)
+        self.reset.saturating_sub(now).max(1)
     }
 }
 

@@ -173,8 +173,12 @@ impl Worker {
         } else if failing_too_long {
             ("FAILED", None, Some("No successful delivery for 3 days"))
         } else {
-            match delay.and_then(|delay| chrono::Duration::from_std(delay).ok()) {
-                Some(delay) => ("PENDING", Some(now + delay), None),
+            // A delay past the end of the calendar (a misconfigured schedule) ends the retries.
+            let next_attempt = delay
+                .and_then(|delay| chrono::Duration::from_std(delay).ok())
+                .and_then(|delay| now.checked_add_signed(delay));
+            match next_attempt {
+                Some(at) => ("PENDING", Some(at), None),
                 None => ("FAILED", None, None),
             }
         };
