@@ -16,6 +16,7 @@ mod credits;
 mod database_faults;
 mod departments;
 mod hostile_input;
+mod hostile_receivers;
 mod idempotency;
 mod operations;
 mod rate_limits;
