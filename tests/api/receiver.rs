@@ -1,7 +1,9 @@
-//! A webhook receiver for tests: a real HTTP server on loopback that records every request (raw
-//! body, headers, arrival time) and answers from a script, then 200.
+//! Webhook receivers for tests: a real HTTP server on loopback that records every request (raw
+//! body, headers, arrival time) and answers from a script, then 200; and a hostile one that
+//! answers too much or too slowly.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,8 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// One scripted answer: a status, after a delay.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +111,7 @@ impl Receiver {
             script: script.into(),
             received: Vec::new(),
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
             "http://127.0.0.1:{}/hooks",
             listener.local_addr().unwrap().port()
@@ -137,6 +141,146 @@ impl Receiver {
                 received.len()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// How a [`HostileReceiver`] answers every request.
+#[derive(Debug, Clone, Copy)]
+pub enum Hostile {
+    /// 200, then a body of `bytes` sent as fast as the peer reads it, announced by
+    /// `Content-Length` or sent in chunks.
+    HugeBody { bytes: u64, chunked: bool },
+    /// 200 with a long body announced, then one byte of it every `every`.
+    DripBody { every: Duration },
+    /// A status line, then header lines without end.
+    EndlessHeaders,
+}
+
+/// A receiver speaking raw HTTP/1.1 over TCP, so that it can misbehave in ways a well-made server
+/// library would not allow; it counts the requests it got and the answer bytes it got out.
+#[derive(Clone)]
+pub struct HostileReceiver {
+    pub url: String,
+    requests: Arc<AtomicUsize>,
+    sent: Arc<AtomicU64>,
+}
+
+/// What the huge bodies are cut from: a static block, so the receiver itself allocates nothing.
+static BLOCK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+impl HostileReceiver {
+    pub async fn start(hostile: Hostile) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/hooks",
+            listener.local_addr().unwrap().port()
+        );
+        let receiver = Self {
+            url,
+            requests: Arc::default(),
+            sent: Arc::default(),
+        };
+        let shared = receiver.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = shared.clone();
+                tokio::spawn(async move { shared.answer(stream, hostile).await });
+            }
+        });
+        receiver
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Answer bytes (body, or header lines) written to the peer so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    /// Writes `bytes`, counting them; an error means the peer went away.
+    async fn write(&self, stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+        stream.write_all(bytes).await?;
+        self.sent.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Answers one request as `hostile` says, until done or until the peer leaves.
+    async fn answer(&self, mut stream: TcpStream, hostile: Hostile) -> std::io::Result<()> {
+        read_request(&mut stream).await?;
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        match hostile {
+            Hostile::HugeBody { bytes, chunked } => {
+                let head = if chunked {
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_owned()
+                } else {
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {bytes}\r\n\r\n")
+                };
+                stream.write_all(head.as_bytes()).await?;
+                let mut left = bytes;
+                while left > 0 {
+                    let block = &BLOCK[..BLOCK.len().min(left as usize)];
+                    if chunked {
+                        stream
+                            .write_all(format!("{:x}\r\n", block.len()).as_bytes())
+                            .await?;
+                    }
+                    self.write(&mut stream, block).await?;
+                    if chunked {
+                        stream.write_all(b"\r\n").await?;
+                    }
+                    left -= block.len() as u64;
+                }
+                if chunked {
+                    stream.write_all(b"0\r\n\r\n").await?;
+                }
+            }
+            Hostile::DripBody { every } => {
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n")
+                    .await?;
+                for _ in 0..1_000_000 {
+                    self.write(&mut stream, b"x").await?;
+                    tokio::time::sleep(every).await;
+                }
+            }
+            Hostile::EndlessHeaders => {
+                stream.write_all(b"HTTP/1.1 200 OK\r\n").await?;
+                let padding = "a".repeat(1000);
+                // 64 MB at most, should the peer never give up.
+                for line in 0..64_000 {
+                    let header = format!("x-pad-{line}: {padding}\r\n");
+                    self.write(&mut stream, header.as_bytes()).await?;
+                }
+            }
+        }
+        stream.shutdown().await
+    }
+}
+
+/// Reads one request: its head, then as many body bytes as its `Content-Length` says.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<()> {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        request.extend_from_slice(&buffer[..read]);
+        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0);
+        if request.len() >= end + 4 + length {
+            return Ok(());
         }
     }
 }

@@ -29,7 +29,7 @@ async fn attempts(app: &TestApp, key: &str, webhook: &str) -> Vec<Value> {
 }
 
 /// Opens a one-place department and books it once: the change whose event is delivered.
-async fn book_once(app: &TestApp, key: &str) {
+pub async fn book_once(app: &TestApp, key: &str) {
     let department = app.create_department(key, 1).await;
     expect_status(
         app.book(key, department, &slot(2, "10:00")).await,
@@ -48,7 +48,7 @@ async fn subscribe_and_book(app: &TestApp, key: &str, receiver: &Receiver) -> St
 }
 
 /// Polls (bounded) until the webhook's attempt log satisfies `done`.
-async fn attempts_until(
+pub async fn attempts_until(
     app: &TestApp,
     key: &str,
     webhook: &str,
