@@ -1364,26 +1364,11 @@ impl<'a> Run<'a> {
             .iter()
             .map(|a| (a.id, (a.status.as_str().to_owned(), a.start, a.end)))
             .collect();
-        if server != model {
-            let differences: Vec<String> = model
-                .keys()
-                .chain(server.keys())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .filter(|id| model.get(id) != server.get(id))
-                .map(|id| {
-                    format!(
-                        "#{id}: model {:?}, server {:?}",
-                        model.get(id),
-                        server.get(id)
-                    )
-                })
-                .collect();
-            panic!(
-                "the server's appointments differ from the model's:\n{}",
-                differences.join("\n")
-            );
-        }
+        assert_same_by_id(
+            &model,
+            &server,
+            "the server's appointments differ from the model's",
+        );
     }
 
     /// Every slot of the window, with `includeUnavailable=true`, exactly as the model predicts.
@@ -1584,25 +1569,37 @@ impl<'a> Run<'a> {
             .iter()
             .map(|a| (a.id, (1..=a.changes).collect()))
             .collect();
-        if sequences != expected {
-            let differences: Vec<String> = expected
-                .keys()
-                .chain(sequences.keys())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .filter(|id| expected.get(id) != sequences.get(id))
-                .map(|id| {
-                    format!(
-                        "#{id}: expected {:?}, events {:?}",
-                        expected.get(id),
-                        sequences.get(id)
-                    )
-                })
-                .collect();
-            panic!(
-                "event sequences differ from the model's changes:\n{}",
-                differences.join("\n")
-            );
-        }
+        assert_same_by_id(
+            &expected,
+            &sequences,
+            "event sequences differ from the model's changes",
+        );
     }
+}
+
+/// Panics with `what` and one line per appointment id whose value differs between the model's
+/// `expected` map and what the server shows.
+fn assert_same_by_id<V: PartialEq + fmt::Debug>(
+    expected: &BTreeMap<i64, V>,
+    shown: &BTreeMap<i64, V>,
+    what: &str,
+) {
+    if expected == shown {
+        return;
+    }
+    let differences: Vec<String> = expected
+        .keys()
+        .chain(shown.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|id| expected.get(id) != shown.get(id))
+        .map(|id| {
+            format!(
+                "#{id}: model {:?}, server {:?}",
+                expected.get(id),
+                shown.get(id)
+            )
+        })
+        .collect();
+    panic!("{what}:\n{}", differences.join("\n"));
 }
