@@ -14,11 +14,20 @@ ALTER TABLE appointments DROP COLUMN seat;
 -- A slot lasts at most a day (slot_duration <= 1440), which bounds the search for overlaps.
 ALTER TABLE appointments
     ADD CONSTRAINT appointments_at_most_one_day CHECK (ends_at <= starts_at + interval '1 day');
+-- The longest appointment a department ever held bounds it tighter: an appointment overlapping
+-- an instant started less than that long before it. Only ever raised, by the trigger below.
+ALTER TABLE departments
+    ADD COLUMN longest_appointment INTERVAL NOT NULL DEFAULT interval '0'
+        CHECK (longest_appointment <= interval '1 day');
+UPDATE departments d
+   SET longest_appointment = (SELECT max(a.ends_at - a.starts_at) FROM appointments a WHERE a.department_id = d.id)
+ WHERE EXISTS (SELECT 1 FROM appointments a WHERE a.department_id = d.id);
 
 CREATE FUNCTION appointments_within_capacity() RETURNS trigger AS $$
 DECLARE
-    cap  INTEGER;
-    peak BIGINT;
+    cap     INTEGER;
+    longest INTERVAL;
+    peak    BIGINT;
 BEGIN
     IF NEW.status = 'CANCELLED' THEN
         RETURN NEW;
@@ -31,7 +40,12 @@ BEGIN
     END IF;
     -- The department's row lock serialises every change of its load with every other one and
     -- with changes of its capacity, on any number of server processes.
-    SELECT capacity INTO cap FROM departments WHERE id = NEW.department_id FOR NO KEY UPDATE;
+    SELECT capacity, longest_appointment INTO cap, longest
+      FROM departments WHERE id = NEW.department_id FOR NO KEY UPDATE;
+    IF NEW.ends_at - NEW.starts_at > longest THEN
+        longest := NEW.ends_at - NEW.starts_at;
+        UPDATE departments SET longest_appointment = longest WHERE id = NEW.department_id;
+    END IF;
     -- The load is highest at the new start or at a start of another appointment inside the new
     -- interval: it only rises at starts.
     SELECT max(load) INTO peak
@@ -39,7 +53,7 @@ BEGIN
                      WHERE o.department_id = NEW.department_id AND o.status <> 'CANCELLED'
                        AND o.id <> NEW.id
                        AND o.starts_at <= point.at AND o.ends_at > point.at
-                       AND o.starts_at > point.at - interval '1 day') AS load
+                       AND o.starts_at > point.at - longest) AS load
               FROM (SELECT NEW.starts_at AS at
                     UNION
                     SELECT o.starts_at FROM appointments o

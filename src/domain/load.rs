@@ -19,11 +19,18 @@ pub struct Load {
 impl Load {
     /// The load of these `[start, end)` intervals; empty intervals occupy nothing.
     pub fn new(intervals: impl IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>)>) -> Self {
+        Self::counted(intervals.into_iter().map(|(start, end)| (start, end, 1)))
+    }
+
+    /// The load of `count` appointments on each `[start, end)` interval.
+    pub fn counted(
+        intervals: impl IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>, i64)>,
+    ) -> Self {
         let mut changes: Vec<(DateTime<Utc>, i64)> = Vec::new();
-        for (start, end) in intervals {
-            if start < end {
-                changes.push((start, 1));
-                changes.push((end, -1));
+        for (start, end, count) in intervals {
+            if start < end && count > 0 {
+                changes.push((start, count));
+                changes.push((end, count.saturating_neg()));
             }
         }
         changes.sort_unstable_by_key(|(at, _)| *at);
@@ -110,6 +117,15 @@ mod tests {
     fn above_a_lowered_capacity_nothing_is_left_and_nothing_is_negative() {
         let three = [(minute(0), minute(30)); 3];
         assert_eq!(Load::new(three).remaining(2, minute(0), minute(30)), 0);
+    }
+
+    #[test]
+    fn counted_intervals_weigh_as_many_single_ones() {
+        let single = Load::new([(minute(0), minute(30)); 3]);
+        let counted = Load::counted([(minute(0), minute(30), 3), (minute(5), minute(10), 0)]);
+        assert_eq!(single.peak(minute(0), minute(30)), 3);
+        assert_eq!(counted.peak(minute(0), minute(30)), 3);
+        assert_eq!(counted.at(minute(30)), 0);
     }
 
     /// The brute-force definition: the highest count over every minute of the window.

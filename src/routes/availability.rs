@@ -140,15 +140,17 @@ async fn load_over(
         return Ok(Load::default());
     };
     // An appointment lasts at most a day (a constraint), which bounds the index range.
-    let intervals: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT starts_at, ends_at FROM appointments
+    // Counted per interval: one row per distinct slot rather than per appointment.
+    let intervals: Vec<(DateTime<Utc>, DateTime<Utc>, i64)> = sqlx::query_as(
+        "SELECT starts_at, ends_at, count(*) FROM appointments
           WHERE department_id = $1 AND status <> 'CANCELLED'
-            AND starts_at > $2 - interval '1 day' AND starts_at < $3 AND ends_at > $2",
+            AND starts_at > $2 - interval '1 day' AND starts_at < $3 AND ends_at > $2
+          GROUP BY starts_at, ends_at",
     )
     .bind(department_id)
     .bind(first)
     .bind(last)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Load::new(intervals))
+    Ok(Load::counted(intervals))
 }
