@@ -126,7 +126,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
 }
 
 /// Answers 503 `SERVICE_UNAVAILABLE` in the error envelope when a request outlives its bound
-/// (dropping it cancels its work: an open transaction is rolled back, never committed).
+/// (dropping it cancels its work: a transaction it had not committed is rolled back).
 async fn request_timeout(State(bound): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(bound, next.run(request)).await {
         Ok(response) => response,
