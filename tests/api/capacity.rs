@@ -313,24 +313,10 @@ async fn a_capacity_lowered_during_a_burst_of_bookings_is_never_exceeded_afterwa
         crate::helpers::start_server(crate::helpers::test_settings(&app.database.url())).await;
     let at = slot(2, "10:00");
     let bookings = (0..12).map(|i| {
-        let base = if i % 2 == 0 {
-            app.address.clone()
-        } else {
-            second.clone()
-        };
+        let base = if i % 2 == 0 { &app.address } else { &second };
         let body = json!({"departmentId": department, "dateTime": at, "name": format!("P{i}")});
-        let (client, key) = (app.client.clone(), key.clone());
-        async move {
-            let url = format!("{base}/api/v1/appointments");
-            client
-                .post(url)
-                .header("X-API-Key", key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        let (app, key) = (&app, &key);
+        async move { app.post_status_at(base, "/appointments", key, &body).await }
     });
     let lower = set(&app, &key, department, json!({"capacity": 2}));
 

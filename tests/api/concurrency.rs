@@ -243,32 +243,18 @@ async fn grants_racing_bookings_leave_a_ledger_that_reads_like_a_bank_statement(
     let department = app.create_department(&key, 40).await;
     let second = start_server(test_settings(&app.database.url())).await;
     let bookings = (0..24).map(|i| {
-        let base = if i % 2 == 0 { app.address.clone() } else { second.clone() };
+        let base = if i % 2 == 0 { &app.address } else { &second };
         let body = json!({"departmentId": department, "dateTime": slot(2, "10:00"), "name": format!("P{i}")});
-        let (client, key) = (app.client.clone(), key.clone());
-        async move {
-            let url = format!("{base}/api/v1/appointments");
-            client.post(url).header("X-API-Key", key).json(&body).send().await.unwrap().status()
-        }
+        let (app, key) = (&app, &key);
+        async move { app.post_status_at(base, "/appointments", key, &body).await }
     });
     let grants = (0..12).map(|i| {
-        let base = if i % 2 == 0 {
-            second.clone()
-        } else {
-            app.address.clone()
-        };
-        let (client, key) = (app.client.clone(), key.clone());
+        let base = if i % 2 == 0 { &second } else { &app.address };
+        let body = json!({"amount": 2, "reason": format!("top-up {i}")});
+        let (app, key) = (&app, &key);
         async move {
-            let url = format!("{base}/api/v1/credits/grants");
-            let body = json!({"amount": 2, "reason": format!("top-up {i}")});
-            client
-                .post(url)
-                .header("X-API-Key", key)
-                .json(&body)
-                .send()
+            app.post_status_at(base, "/credits/grants", key, &body)
                 .await
-                .unwrap()
-                .status()
         }
     });
 

@@ -296,6 +296,25 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// POSTs `body` to `path` of the server at `base` (this app's or another process's on the
+    /// same database) and answers the status.
+    pub async fn post_status_at(
+        &self,
+        base: &str,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> StatusCode {
+        self.client
+            .post(format!("{base}/api/v1{path}"))
+            .header("X-API-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+            .status()
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> Response {
         self.request(Method::GET, path, key, None).await
     }
