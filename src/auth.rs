@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::ledger::Account;
 use crate::rate_limit::{self, Quota};
 use crate::startup::AppState;
 
@@ -26,6 +27,14 @@ pub struct ApiKeyAuth {
 }
 
 impl ApiKeyAuth {
+    /// The credit account of the caller's organization and mode.
+    pub fn account(&self) -> Account {
+        Account {
+            organization_id: self.organization_id,
+            livemode: self.livemode,
+        }
+    }
+
     /// 403 `INSUFFICIENT_SCOPE` unless the key holds `scope` (or `api:admin`).
     pub fn require(&self, scope: Scope) -> ApiResult<()> {
         if allows(&self.scopes, scope) {

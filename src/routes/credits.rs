@@ -12,7 +12,7 @@ use crate::auth::{scope, ApiKeyAuth, Authorized};
 use crate::domain::datetime::format_timestamp;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::ledger::{self, Account};
+use crate::ledger;
 use crate::routes::admin::GrantBody;
 use crate::routes::pagination::PageQuery;
 use crate::startup::AppState;
@@ -23,13 +23,6 @@ pub fn router() -> Router<AppState> {
         .route("/credits/transactions", get(transactions))
         .route("/credits/grants", post(grant))
         .route("/credits/settings", put(settings))
-}
-
-fn account(auth: &ApiKeyAuth) -> Account {
-    Account {
-        organization_id: auth.organization_id,
-        livemode: auth.livemode,
-    }
 }
 
 async fn balance_json(state: &AppState, auth: &ApiKeyAuth) -> ApiResult<Value> {
@@ -124,7 +117,7 @@ async fn grant(
     }
     let (amount, reason) = body.validate()?;
     let mut tx = state.pool.begin().await?;
-    ledger::grant(&mut tx, account(&auth), amount, &reason).await?;
+    ledger::grant(&mut tx, auth.account(), amount, &reason).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,

@@ -22,6 +22,8 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use moncreneau::domain::schedule::WEEKDAYS;
+
 use crate::helpers::{
     spawn_app_with, start_server, test_settings, TestApp, TestDatabase, ADMIN_TOKEN,
 };
@@ -62,16 +64,6 @@ const HOURS: [&[(i64, i64)]; 5] = [
     &[(480, 600), (630, 780)],
     &[(600, 660)],
 ];
-const WEEKDAYS: [&str; 7] = [
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn random_sequences_of_operations_keep_every_invariant() {
     let seeds = match env_number::<u64>("MODEL_SEED") {

@@ -13,7 +13,7 @@ use crate::domain::text::{self, TextError};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events;
 use crate::extract::{ApiPath, OptionalJson};
-use crate::ledger::{self, Account};
+use crate::ledger;
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -89,10 +89,7 @@ pub async fn cancel(
     .execute(&mut *tx)
     .await?;
     let refunded = if Utc::now() < appointment.starts_at {
-        let account = Account {
-            organization_id: auth.organization_id,
-            livemode: auth.livemode,
-        };
+        let account = auth.account();
         ledger::refund(&mut tx, account, id).await?;
         1
     } else {

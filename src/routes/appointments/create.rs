@@ -24,7 +24,7 @@ use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events;
 use crate::extract::ApiJson;
 use crate::idempotency::{self, request_hash, Claim, IdempotencyKey};
-use crate::ledger::{self, Account};
+use crate::ledger;
 use crate::routes::departments::{lock_department, DepartmentRow};
 use crate::startup::{AppState, BODY_LIMIT};
 
@@ -320,10 +320,7 @@ async fn book_with_key(
     key: &str,
     hash: &[u8],
 ) -> ApiResult<Response> {
-    let account = Account {
-        organization_id: auth.organization_id,
-        livemode: auth.livemode,
-    };
+    let account = auth.account();
     let mut held = match idempotency::begin(&state.pool, account, key, hash).await? {
         Claim::Replay(response) => return Ok(response),
         Claim::Fresh(held) => held,
@@ -383,10 +380,7 @@ async fn book(
     .await
     .map_err(booking_conflict)?;
 
-    let account = Account {
-        organization_id: auth.organization_id,
-        livemode: auth.livemode,
-    };
+    let account = auth.account();
     ledger::consume(&mut *connection, account, id).await?;
     let appointment = reload(&mut *connection, id).await?;
     let mut object = appointment.to_json(&state.settings.public_url);
