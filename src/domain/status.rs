@@ -36,6 +36,14 @@ impl Status {
             .find(|status| status.as_str() == upper)
     }
 
+    /// A list filter: any letter case, and `SCHEDULED`, the official SDK's word for `CONFIRMED`.
+    pub fn from_filter(text: &str) -> Option<Self> {
+        if text.trim().eq_ignore_ascii_case("SCHEDULED") {
+            return Some(Status::Confirmed);
+        }
+        Self::parse(text)
+    }
+
     /// `CONFIRMED` moves to any of the three others; nothing leaves those.
     pub fn can_become(self, next: Status) -> bool {
         self == Status::Confirmed && next != Status::Confirmed
@@ -64,5 +72,18 @@ mod tests {
         assert_eq!(Status::parse("cancelled"), Some(Cancelled));
         assert_eq!(Status::parse("No_Show"), Some(NoShow));
         assert_eq!(Status::parse("pending"), None);
+    }
+
+    #[test]
+    fn a_filter_reads_scheduled_as_confirmed() {
+        assert_eq!(Status::from_filter("SCHEDULED"), Some(Confirmed));
+        assert_eq!(Status::from_filter("scheduled"), Some(Confirmed));
+        assert_eq!(Status::from_filter("no_show"), Some(NoShow));
+        assert_eq!(
+            Status::parse("SCHEDULED"),
+            None,
+            "stored statuses keep their own words"
+        );
+        assert_eq!(Status::from_filter("pending"), None);
     }
 }

@@ -58,7 +58,7 @@ pub fn generate_secret() -> String {
 }
 
 /// The body bytes: JSON laid out as Python's `json.dumps` does (`", "` and `": "` separators,
-/// non-ASCII escaped), so a receiver that re-serializes the parsed body with the official SDK's
+/// every character outside printable ASCII escaped, DEL included), so a receiver that re-serializes the parsed body with the official SDK's
 /// helper computes the same bytes, hence the same signature.
 pub fn body_bytes(value: &impl Serialize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -110,8 +110,10 @@ impl serde_json::ser::Formatter for PythonFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
+        // serde_json has already escaped quotes, backslashes and C0 controls as Python does;
+        // Python's `ensure_ascii` also escapes DEL and everything beyond ASCII.
         for c in fragment.chars() {
-            if c.is_ascii() {
+            if (' '..='~').contains(&c) {
                 writer.write_all(&[c as u8])?;
             } else {
                 let mut units = [0u16; 2];
@@ -184,5 +186,26 @@ mod tests {
             String::from_utf8(body_bytes(&value)).unwrap(),
             r#"{"a": "\u2603 \ud83d\ude00\n", "b": [1, "\u00e9", {"x": null}]}"#
         );
+    }
+
+    #[test]
+    fn every_character_python_escapes_is_escaped() {
+        // Python: json.dumps({"a": "\x7f\x01\x1f\u2028 é 😀 \"\\ \t\b\f"})
+        let value = json!({"a": "\u{7f}\u{1}\u{1f}\u{2028} é \u{1F600} \"\\ \t\u{8}\u{c}"});
+        assert_eq!(
+            String::from_utf8(body_bytes(&value)).unwrap(),
+            r#"{"a": "\u007f\u0001\u001f\u2028 \u00e9 \ud83d\ude00 \"\\ \t\b\f"}"#
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bodies_are_printable_ascii_and_read_back_unchanged(text in "\\PC*|[\\x00-\\x7f]*") {
+            let value = json!({"text": text});
+            let bytes = body_bytes(&value);
+            proptest::prop_assert!(bytes.iter().all(|byte| (b' '..=b'~').contains(byte)));
+            let back: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            proptest::prop_assert_eq!(back, value);
+        }
     }
 }

@@ -741,6 +741,14 @@ async fn listing_pages_filters_and_sorts() {
         ids_of(&list("status=Confirmed&departmentId=".to_owned() + &first.to_string()).await),
         [ids[0], ids[4]]
     );
+    // The official SDK's word for a confirmed appointment; responses keep CONFIRMED.
+    let scheduled = list("status=SCHEDULED&departmentId=".to_owned() + &first.to_string()).await;
+    assert_eq!(ids_of(&scheduled), [ids[0], ids[4]]);
+    assert!(scheduled["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|appointment| appointment["status"] == "CONFIRMED"));
     assert_eq!(
         ids_of(&list("externalUserId=u1&sort=-dateTime".into()).await),
         [ids[4], ids[2], ids[0]]

@@ -11,6 +11,7 @@ mod appointments;
 mod auth;
 mod availability;
 mod capacity;
+mod check_in;
 mod concurrency;
 mod credits;
 mod database_faults;

@@ -89,11 +89,11 @@ pub async fn list(
     }
     .check(&mut errors);
     let status = query.status.as_deref().and_then(|text| {
-        let parsed = Status::parse(text);
+        let parsed = Status::from_filter(text);
         if parsed.is_none() {
             errors.push(bad(
                 "status",
-                "must be one of CONFIRMED, CANCELLED, COMPLETED, NO_SHOW",
+                "must be one of CONFIRMED (or SCHEDULED), CANCELLED, COMPLETED, NO_SHOW",
             ));
         }
         parsed

@@ -1,6 +1,7 @@
-//! `/appointments`: book, read, list, reschedule, cancel, validate, no-show.
+//! `/appointments`: book, read, list, reschedule, cancel, validate, no-show, check-in.
 
 mod cancel;
+mod check_in;
 mod create;
 mod list;
 mod reschedule;
@@ -33,6 +34,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/appointments/{id}/validate", post(status::validate))
         .route("/appointments/{id}/no-show", post(status::no_show))
+        .route("/appointments/{id}/qr.svg", get(check_in::qr_code))
+        .route("/appointments/{id}/check-in", get(check_in::check_in))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -105,7 +108,7 @@ impl AppointmentRow {
             "email": self.email,
             "notes": self.notes,
             "metadata": self.metadata.0,
-            "qrCode": format!("{public_url}/api/v1/appointments/{}/qr.svg?token={}", self.id, self.check_in_token),
+            "qrCode": check_in::qr_code_address(public_url, self.id, &self.check_in_token),
             "creditsConsumed": self.credits_consumed,
             "livemode": self.livemode,
             "createdAt": format_timestamp(self.created_at),
