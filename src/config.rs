@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::webhooks::circuit::CircuitRule;
+
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/moncreneau";
 
 #[derive(Clone)]
@@ -18,8 +20,19 @@ pub struct Settings {
     pub webhook_allow_private: bool,
     /// How often idle delivery workers look for due deliveries.
     pub webhook_poll_interval: Duration,
-    /// Deliveries attempted at once by one server process.
+    /// Whether this process runs the delivery worker (an API-only process does not; the others
+    /// deliver what it commits).
+    pub webhook_worker: bool,
+    /// Deliveries attempted at once by one server process, all endpoints together.
     pub webhook_concurrency: u32,
+    /// Attempts in flight at once to one endpoint, over every server process.
+    pub webhook_endpoint_concurrency: u32,
+    /// Attempts in flight at once to the endpoints of one organization's mode.
+    pub webhook_organization_concurrency: u32,
+    /// Consecutive failures after which an endpoint's circuit opens.
+    pub webhook_circuit_failures: u32,
+    /// How long an open circuit waits before its first probe; doubled after each failed probe.
+    pub webhook_circuit_probe: Duration,
     pub log_format: Option<LogFormat>,
     /// How long start-up waits for the database before giving up.
     pub database_connect_timeout: Duration,
@@ -40,6 +53,16 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// Client connections one server process keeps open at once.
     pub max_client_connections: usize,
+}
+
+impl Settings {
+    /// When an endpoint's circuit opens and how long it rests.
+    pub fn webhook_circuit(&self) -> CircuitRule {
+        CircuitRule {
+            failures: self.webhook_circuit_failures,
+            probe: self.webhook_circuit_probe,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +131,22 @@ impl Settings {
                 "MONCRENEAU_WEBHOOK_POLL_MS",
                 500,
             )?),
-            webhook_concurrency: parse(&get, "MONCRENEAU_WEBHOOK_CONCURRENCY", 8)?.max(1),
+            webhook_worker: parse(&get, "MONCRENEAU_WEBHOOK_WORKER", true)?,
+            webhook_concurrency: parse(&get, "MONCRENEAU_WEBHOOK_CONCURRENCY", 64)?.max(1),
+            webhook_endpoint_concurrency: parse(
+                &get,
+                "MONCRENEAU_WEBHOOK_ENDPOINT_CONCURRENCY",
+                4,
+            )?
+            .max(1),
+            webhook_organization_concurrency: parse(
+                &get,
+                "MONCRENEAU_WEBHOOK_ORGANIZATION_CONCURRENCY",
+                16,
+            )?
+            .max(1),
+            webhook_circuit_failures: parse(&get, "MONCRENEAU_WEBHOOK_CIRCUIT_FAILURES", 5)?.max(1),
+            webhook_circuit_probe: millis(&get, "MONCRENEAU_WEBHOOK_CIRCUIT_PROBE_MS", 5_000)?,
             log_format,
             database_connect_timeout: Duration::from_secs(parse(
                 &get,

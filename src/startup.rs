@@ -37,6 +37,7 @@ pub struct Application {
     router: Router,
     pool: PgPool,
     worker: Worker,
+    run_worker: bool,
     limits: serve::Limits,
 }
 
@@ -56,6 +57,7 @@ impl Application {
             shutdown_grace: settings.request_timeout,
         };
         install_panic_hook();
+        let run_worker = settings.webhook_worker;
         let state = AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),
@@ -67,6 +69,7 @@ impl Application {
             router: router(state),
             pool,
             worker,
+            run_worker,
             limits,
         })
     }
@@ -84,10 +87,14 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "listening");
         let (stop, stopped) = watch::channel(false);
-        let worker = tokio::spawn(self.worker.run(stopped));
+        let worker = self
+            .run_worker
+            .then(|| tokio::spawn(self.worker.run(stopped)));
         serve::serve(self.listener, self.router, self.limits, shutdown_signal()).await;
         let _ = stop.send(true);
-        let _ = worker.await;
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
         Ok(())
     }
 }

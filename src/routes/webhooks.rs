@@ -16,6 +16,7 @@ use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::pagination::PageQuery;
 use crate::startup::AppState;
+use crate::webhooks::circuit::{CircuitRule, CircuitState};
 use crate::webhooks::guard::check_receiver_url;
 use crate::webhooks::sender::Secrets;
 use crate::webhooks::signing::{generate_secret, secret_bytes};
@@ -46,16 +47,21 @@ struct WebhookRow {
     previous_secret_expires_at: Option<DateTime<Utc>>,
     active: bool,
     disabled_reason: Option<String>,
+    consecutive_failures: i32,
+    circuit_open_until: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
 const WEBHOOK_COLUMNS: &str = "id, livemode, url, events, description, secret, previous_secret,
-    previous_secret_expires_at, active, disabled_reason, created_at, updated_at";
+    previous_secret_expires_at, active, disabled_reason, consecutive_failures, circuit_open_until,
+    created_at, updated_at";
 
 impl WebhookRow {
     /// The public form; the secret only where the caller is meant to see it.
-    fn to_json(&self, with_secret: bool) -> Value {
+    fn to_json(&self, with_secret: bool, rule: CircuitRule) -> Value {
+        let consecutive = u32::try_from(self.consecutive_failures).unwrap_or(0);
+        let state = rule.state(consecutive, self.circuit_open_until, Utc::now());
         let mut body = json!({
             "id": self.id,
             "url": self.url,
@@ -63,6 +69,14 @@ impl WebhookRow {
             "description": self.description,
             "active": self.active,
             "disabledReason": self.disabled_reason,
+            "circuit": {
+                "state": state.as_str(),
+                "consecutiveFailures": consecutive,
+                "openUntil": (state == CircuitState::Open)
+                    .then_some(self.circuit_open_until)
+                    .flatten()
+                    .map(format_timestamp),
+            },
             "livemode": self.livemode,
             "createdAt": format_timestamp(self.created_at),
             "updatedAt": format_timestamp(self.updated_at),
@@ -214,7 +228,10 @@ async fn create(
     .bind(&secret)
     .fetch_one(&state.pool)
     .await?;
-    Ok((StatusCode::CREATED, Json(row.to_json(true))))
+    Ok((
+        StatusCode::CREATED,
+        Json(row.to_json(true, state.settings.webhook_circuit())),
+    ))
 }
 
 /// The endpoints of the caller's mode, secrets hidden.
@@ -230,7 +247,7 @@ async fn list(
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(
-        json!({"data": rows.iter().map(|row| row.to_json(false)).collect::<Vec<_>>()}),
+        json!({"data": rows.iter().map(|row| row.to_json(false, state.settings.webhook_circuit())).collect::<Vec<_>>()}),
     ))
 }
 
@@ -240,7 +257,11 @@ async fn retrieve(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(find(&state, &auth, &id).await?.to_json(false)))
+    Ok(Json(
+        find(&state, &auth, &id)
+            .await?
+            .to_json(false, state.settings.webhook_circuit()),
+    ))
 }
 
 /// Changes url, events, description or active; re-enabling clears the failure record.
@@ -280,7 +301,10 @@ async fn update(
     .bind(body.active)
     .fetch_optional(&state.pool)
     .await?;
-    Ok(Json(row.ok_or_else(not_found)?.to_json(false)))
+    Ok(Json(
+        row.ok_or_else(not_found)?
+            .to_json(false, state.settings.webhook_circuit()),
+    ))
 }
 
 /// Deletes an endpoint and its delivery log.
@@ -354,7 +378,7 @@ async fn rotate_secret(
     .fetch_optional(&state.pool)
     .await?;
     let row = row.ok_or_else(not_found)?;
-    let mut body = row.to_json(true);
+    let mut body = row.to_json(true, state.settings.webhook_circuit());
     body["previousSecretExpiresAt"] = json!(row.previous_secret_expires_at.map(format_timestamp));
     Ok(Json(body))
 }
@@ -370,6 +394,8 @@ struct AttemptRow {
     duration_ms: i32,
     error: Option<String>,
     next_attempt_at: Option<DateTime<Utc>>,
+    due_at: Option<DateTime<Utc>>,
+    waited_for: Option<String>,
     delivery_status: String,
     created_at: DateTime<Utc>,
 }
@@ -392,7 +418,7 @@ async fn deliveries(
     .await?;
     let rows: Vec<AttemptRow> = sqlx::query_as(&format!(
         "SELECT a.id, a.delivery_id, d.event_id, e.type AS event_type, a.attempt, a.status_code, a.duration_ms,
-                a.error, a.next_attempt_at, d.status AS delivery_status, a.created_at
+                a.error, a.next_attempt_at, a.due_at, a.waited_for, d.status AS delivery_status, a.created_at
            FROM webhook_attempts a
            JOIN webhook_deliveries d ON d.id = a.delivery_id
            JOIN events e ON e.id = d.event_id
@@ -416,6 +442,8 @@ async fn deliveries(
                 "durationMs": row.duration_ms,
                 "error": row.error,
                 "nextRetryAt": row.next_attempt_at.map(format_timestamp),
+                "dueAt": row.due_at.map(format_timestamp),
+                "waitedFor": row.waited_for,
                 "deliveryStatus": row.delivery_status,
                 "createdAt": format_timestamp(row.created_at),
             })

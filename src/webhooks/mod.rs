@@ -1,6 +1,7 @@
 //! Webhook delivery: signing (pure), the receiver-address guard, one signed POST, and the worker
 //! that drains the outbox.
 
+pub mod circuit;
 pub mod guard;
 pub mod sender;
 pub mod signing;

@@ -1,15 +1,18 @@
 //! The delivery worker: claims due deliveries from the outbox, posts them, logs each attempt and
 //! schedules the next one. Any number of server processes can run it side by side.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use rand::Rng;
 use serde_json::Value;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify, Semaphore};
 
+use super::circuit::CircuitRule;
 use super::sender::{Outcome, Secrets, Sender};
 use crate::config::Settings;
 
@@ -25,13 +28,28 @@ pub fn retry_delay(schedule: &[Duration], attempt: usize, jitter: f64) -> Option
     Some(base.mul_f64(1.0 + 0.1 * jitter.clamp(-1.0, 1.0)))
 }
 
+/// How many attempts may be in flight at once.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// In this process, all endpoints together.
+    total: usize,
+    /// To one endpoint, over every process.
+    endpoint: i64,
+    /// To the endpoints of one organization's mode (counted at each claim).
+    organization: i64,
+}
+
+/// The channel on which committed deliveries wake the workers (see the migration's trigger).
+const WAKE_CHANNEL: &str = "moncreneau_deliveries";
+
 #[derive(Clone)]
 pub struct Worker {
     pool: PgPool,
     sender: Sender,
     schedule: Vec<Duration>,
     lease: Duration,
-    batch: i64,
+    limits: Limits,
+    circuit: CircuitRule,
     poll: Duration,
 }
 
@@ -39,6 +57,9 @@ pub struct Worker {
 struct Claim {
     id: String,
     attempts: i32,
+    due_at: DateTime<Utc>,
+    probe: bool,
+    circuit_closed_at: Option<DateTime<Utc>>,
     url: String,
     secret: String,
     previous_secret: Option<String>,
@@ -47,6 +68,56 @@ struct Claim {
     payload: Value,
 }
 
+/// Claims due deliveries, at most `$1`, each endpoint's in creation order, leaving out endpoints
+/// whose circuit rests and never going past an endpoint's or an organization's share of attempts
+/// in flight. The endpoints' rows are locked (skipping those another process is claiming), so
+/// the per-endpoint share holds over every process.
+const CLAIM: &str = "
+    WITH due_endpoints AS (
+        SELECT DISTINCT d.webhook_id FROM webhook_deliveries d
+         WHERE d.status = 'PENDING' AND d.next_attempt_at <= now()
+           AND (d.locked_until IS NULL OR d.locked_until < now())
+    ), endpoints AS (
+        SELECT w.id, w.organization_id, w.livemode, w.consecutive_failures >= $3 AS probing
+          FROM webhooks w JOIN due_endpoints de ON de.webhook_id = w.id
+         WHERE w.circuit_open_until IS NULL OR w.circuit_open_until <= now()
+         FOR UPDATE OF w SKIP LOCKED
+    ), room AS (
+        SELECT e.id, e.probing, LEAST(
+                   CASE WHEN e.probing THEN 1 ELSE $4 END
+                   - (SELECT count(*) FROM webhook_deliveries f
+                       WHERE f.webhook_id = e.id AND f.status = 'PENDING' AND f.locked_until >= now()),
+                   $5 - (SELECT count(*) FROM webhook_deliveries f JOIN webhooks fw ON fw.id = f.webhook_id
+                          WHERE fw.organization_id = e.organization_id AND fw.livemode = e.livemode
+                            AND f.status = 'PENDING' AND f.locked_until >= now())
+               ) AS room
+          FROM endpoints e
+    ), picked AS (
+        SELECT p.id, p.next_attempt_at AS due_at, r.probing
+          FROM room r
+         CROSS JOIN LATERAL (
+             SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+              WHERE d.webhook_id = r.id AND d.status = 'PENDING' AND d.next_attempt_at <= now()
+                AND (d.locked_until IS NULL OR d.locked_until < now())
+              ORDER BY d.created_at, d.id
+              LIMIT GREATEST(r.room, 0)
+              FOR UPDATE OF d SKIP LOCKED
+         ) p
+         LIMIT $1
+    ), claimed AS (
+        UPDATE webhook_deliveries d
+           SET locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1,
+               updated_at = now()
+          FROM picked WHERE d.id = picked.id
+        RETURNING d.id, d.attempts, d.webhook_id, d.event_id, picked.due_at, picked.probing
+    )
+    SELECT c.id, c.attempts, c.due_at, c.probing AS probe, w.circuit_closed_at, w.url, w.secret,
+           w.previous_secret,
+           w.previous_secret_expires_at, w.active, e.payload
+      FROM claimed c
+      JOIN webhooks w ON w.id = c.webhook_id
+      JOIN events e ON e.id = c.event_id";
+
 impl Worker {
     pub fn new(pool: PgPool, sender: Sender, settings: &Settings) -> Self {
         Self {
@@ -54,61 +125,70 @@ impl Worker {
             sender,
             schedule: settings.webhook_retry_schedule.clone(),
             lease: settings.webhook_timeout + LEASE_MARGIN,
-            batch: i64::from(settings.webhook_concurrency),
+            limits: Limits {
+                total: usize::try_from(settings.webhook_concurrency).unwrap_or(usize::MAX),
+                endpoint: i64::from(settings.webhook_endpoint_concurrency),
+                organization: i64::from(settings.webhook_organization_concurrency),
+            },
+            circuit: settings.webhook_circuit(),
             poll: settings.webhook_poll_interval,
         }
     }
 
-    /// Delivers until `stop` turns true; sleeps `poll` whenever nothing is due.
+    /// Delivers until `stop` turns true. Each attempt runs on its own, so none waits for a slower
+    /// one; a committed delivery wakes the loop at once (NOTIFY), a finished attempt too, and
+    /// polling remains for retries falling due and for notices lost while the link was down.
+    /// On stop, attempts in flight get their own time to finish.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.limits.total));
+        let finished = Arc::new(Notify::new());
+        let mut wake = Wake::listen(&self.pool).await;
         loop {
-            let busy = match self.deliver_due().await {
-                Ok(count) => count > 0,
-                Err(error) => {
-                    tracing::warn!("webhook delivery pass failed: {error}");
-                    false
-                }
-            };
             if *stop.borrow() {
-                return;
+                break;
             }
-            if !busy {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.poll) => {}
-                    _ = stop.changed() => return,
+            let room = slots.available_permits();
+            let mut more = false;
+            if room > 0 {
+                match self.claim(room).await {
+                    Ok(claims) => {
+                        more = claims.len() == room;
+                        for claim in claims {
+                            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            let worker = self.clone();
+                            let finished = finished.clone();
+                            tokio::spawn(async move {
+                                if let Err(error) = worker.attempt(claim).await {
+                                    tracing::warn!("recording a webhook attempt failed: {error}");
+                                }
+                                drop(slot);
+                                finished.notify_one();
+                            });
+                        }
+                    }
+                    Err(error) => tracing::warn!("claiming webhook deliveries failed: {error}"),
                 }
+            }
+            if more {
+                continue;
+            }
+            tokio::select! {
+                () = finished.notified() => {}
+                () = wake.next() => {}
+                () = tokio::time::sleep(self.poll) => {}
+                _ = stop.changed() => {}
             }
         }
+        let all = u32::try_from(self.limits.total).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(self.lease, slots.acquire_many(all)).await;
     }
 
-    /// One pass: claims up to a batch of due deliveries and attempts them concurrently.
-    /// Returns how many were attempted.
+    /// Claims what is due and attempts it, waiting for every attempt; answers how many were
+    /// made. For tests and tools that drain the queue step by step instead of running the loop.
     pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
-        let claims: Vec<Claim> = sqlx::query_as(
-            "WITH due AS (
-                 SELECT id FROM webhook_deliveries
-                  WHERE status = 'PENDING' AND next_attempt_at <= now()
-                    AND (locked_until IS NULL OR locked_until < now())
-                  ORDER BY next_attempt_at
-                  LIMIT $1
-                  FOR UPDATE SKIP LOCKED
-             ), claimed AS (
-                 UPDATE webhook_deliveries d
-                    SET locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1,
-                        updated_at = now()
-                   FROM due WHERE d.id = due.id
-                 RETURNING d.id, d.attempts, d.webhook_id, d.event_id
-             )
-             SELECT c.id, c.attempts, w.url, w.secret, w.previous_secret, w.previous_secret_expires_at,
-                    w.active, e.payload
-               FROM claimed c
-               JOIN webhooks w ON w.id = c.webhook_id
-               JOIN events e ON e.id = c.event_id",
-        )
-        .bind(self.batch)
-        .bind(self.lease.as_secs_f64())
-        .fetch_all(&self.pool)
-        .await?;
+        let claims = self.claim(self.limits.total).await?;
         let count = claims.len();
         for result in join_all(claims.into_iter().map(|claim| self.attempt(claim))).await {
             if let Err(error) = result {
@@ -116,6 +196,17 @@ impl Worker {
             }
         }
         Ok(count)
+    }
+
+    async fn claim(&self, room: usize) -> Result<Vec<Claim>, sqlx::Error> {
+        sqlx::query_as(CLAIM)
+            .bind(i64::try_from(room).unwrap_or(i64::MAX))
+            .bind(self.lease.as_secs_f64())
+            .bind(i32::try_from(self.circuit.failures).unwrap_or(i32::MAX))
+            .bind(self.limits.endpoint)
+            .bind(self.limits.organization)
+            .fetch_all(&self.pool)
+            .await
     }
 
     async fn attempt(&self, claim: Claim) -> Result<(), sqlx::Error> {
@@ -145,15 +236,16 @@ impl Worker {
         self.record(&claim, &outcome).await
     }
 
-    /// Logs the attempt and moves the delivery (and, when it must, the webhook) on, in one
+    /// Logs the attempt and moves the delivery, the webhook and its circuit on, in one
     /// transaction; a claim that is no longer ours (lease lost) changes nothing.
     async fn record(&self, claim: &Claim, outcome: &Outcome) -> Result<(), sqlx::Error> {
         let attempt = usize::try_from(claim.attempts).unwrap_or(usize::MAX);
         let jitter = rand::rng().random_range(-1.0..=1.0);
         let delay = retry_delay(&self.schedule, attempt, jitter);
         let mut tx = self.pool.begin().await?;
-        let webhook: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT w.id, w.failing_since FROM webhooks w JOIN webhook_deliveries d ON d.webhook_id = w.id
+        let webhook: Option<(String, Option<DateTime<Utc>>, i32)> = sqlx::query_as(
+            "SELECT w.id, w.failing_since, w.consecutive_failures
+               FROM webhooks w JOIN webhook_deliveries d ON d.webhook_id = w.id
               WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'PENDING'
               FOR UPDATE OF w",
         )
@@ -161,7 +253,7 @@ impl Worker {
         .bind(claim.attempts)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((webhook_id, failing_since)) = webhook else {
+        let Some((webhook_id, failing_since, consecutive)) = webhook else {
             return Ok(());
         };
         let now = Utc::now();
@@ -182,9 +274,26 @@ impl Worker {
                 None => ("FAILED", None, None),
             }
         };
+        let consecutive = u32::try_from(consecutive).unwrap_or(0);
+        let (consecutive, open_until) = if outcome.succeeded() {
+            (0, None)
+        } else {
+            let consecutive = consecutive.saturating_add(1);
+            let open_until = self
+                .circuit
+                .rest_after(consecutive)
+                .and_then(|rest| chrono::Duration::from_std(rest).ok())
+                .and_then(|rest| now.checked_add_signed(rest));
+            (consecutive, open_until)
+        };
+        let waited = claim.probe
+            || claim
+                .circuit_closed_at
+                .is_some_and(|closed| claim.due_at < closed);
         sqlx::query(
-            "INSERT INTO webhook_attempts (delivery_id, attempt, status_code, duration_ms, error, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO webhook_attempts (delivery_id, attempt, status_code, duration_ms, error, next_attempt_at,
+                                           due_at, waited_for)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&claim.id)
         .bind(claim.attempts)
@@ -192,6 +301,8 @@ impl Worker {
         .bind(i32::try_from(outcome.duration.as_millis()).unwrap_or(i32::MAX))
         .bind(&outcome.error)
         .bind(next)
+        .bind(claim.due_at)
+        .bind(waited.then_some("CIRCUIT_OPEN"))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -208,15 +319,67 @@ impl Worker {
                 SET failing_since = CASE WHEN $2 THEN NULL ELSE COALESCE(failing_since, now()) END,
                     active = active AND $3::text IS NULL,
                     disabled_reason = COALESCE($3, disabled_reason),
+                    circuit_closed_at = CASE WHEN $2 AND consecutive_failures >= $6 THEN now()
+                                             ELSE circuit_closed_at END,
+                    consecutive_failures = $4,
+                    circuit_open_until = $5,
                     updated_at = now()
               WHERE id = $1",
         )
         .bind(&webhook_id)
         .bind(outcome.succeeded())
         .bind(disable)
+        .bind(i32::try_from(consecutive).unwrap_or(i32::MAX))
+        .bind(open_until)
+        .bind(i32::try_from(self.circuit.failures).unwrap_or(i32::MAX))
         .execute(&mut *tx)
         .await?;
         tx.commit().await
+    }
+}
+
+/// Wake-ups from committed deliveries, over a connection of its own (LISTEN holds it); when the
+/// link is down it waits a poll interval instead, and it reconnects by itself.
+struct Wake {
+    listener: Option<PgListener>,
+}
+
+impl Wake {
+    async fn listen(pool: &PgPool) -> Self {
+        // Its own one-connection pool: the listener holds its connection for good, and must not
+        // take one of the requests'.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with((*pool.connect_options()).clone());
+        let listener = match PgListener::connect_with(&own).await {
+            Ok(mut listener) => match listener.listen(WAKE_CHANNEL).await {
+                Ok(()) => Some(listener),
+                Err(error) => {
+                    tracing::warn!("listening for deliveries failed, polling only: {error}");
+                    None
+                }
+            },
+            Err(error) => {
+                tracing::warn!("listening for deliveries failed, polling only: {error}");
+                None
+            }
+        };
+        Self { listener }
+    }
+
+    /// Resolves at the next notice; never, when there is no listener (polling does the work).
+    async fn next(&mut self) {
+        match self.listener.as_mut() {
+            Some(listener) => {
+                if let Err(error) = listener.recv().await {
+                    tracing::warn!("waiting for deliveries failed: {error}");
+                    // recv reconnects on its next call; meanwhile, no busy loop.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 

@@ -26,4 +26,5 @@ mod reschedule;
 mod resilience;
 mod tenancy;
 mod webhook_delivery;
+mod webhook_isolation;
 mod webhooks;

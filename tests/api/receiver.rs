@@ -75,6 +75,8 @@ impl Received {
 struct Inner {
     script: VecDeque<Reply>,
     received: Vec<Received>,
+    /// The answer once the script is spent; 200 unless told otherwise.
+    otherwise: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -95,7 +97,8 @@ async fn receive(
             headers,
             at: Instant::now(),
         });
-        inner.script.pop_front().unwrap_or(Reply::status(200))
+        let otherwise = Reply::status(inner.otherwise.unwrap_or(200));
+        inner.script.pop_front().unwrap_or(otherwise)
     };
     tokio::time::sleep(reply.delay).await;
     let status = StatusCode::from_u16(reply.status).unwrap();
@@ -109,7 +112,7 @@ impl Receiver {
     pub async fn start(script: Vec<Reply>) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             script: script.into(),
-            received: Vec::new(),
+            ..Inner::default()
         }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
@@ -121,6 +124,11 @@ impl Receiver {
             .with_state(inner.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { url, inner }
+    }
+
+    /// From now on, answers `status` to every request the script does not cover.
+    pub fn answer_otherwise(&self, status: u16) {
+        self.inner.lock().unwrap().otherwise = Some(status);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -155,6 +163,8 @@ pub enum Hostile {
     DripBody { every: Duration },
     /// A status line, then header lines without end.
     EndlessHeaders,
+    /// Reads the request, then never answers nor closes.
+    Silent,
 }
 
 /// A receiver speaking raw HTTP/1.1 over TCP, so that it can misbehave in ways a well-made server
@@ -245,6 +255,9 @@ impl HostileReceiver {
                     self.write(&mut stream, b"x").await?;
                     tokio::time::sleep(every).await;
                 }
+            }
+            Hostile::Silent => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
             }
             Hostile::EndlessHeaders => {
                 stream.write_all(b"HTTP/1.1 200 OK\r\n").await?;

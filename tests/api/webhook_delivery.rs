@@ -396,8 +396,8 @@ impl Tenant {
 async fn two_processes_deliver_each_of_200_events_exactly_once() {
     let database = TestDatabase::create().await;
     let receiver = Receiver::start(vec![]).await;
-    let (mut first, one) = spawn_binary(&database, "50").await;
-    let (mut second, two) = spawn_binary(&database, "50").await;
+    let (mut first, one) = spawn_binary(&database, "true").await;
+    let (mut second, two) = spawn_binary(&database, "true").await;
     let tenant = Tenant::create(&one).await;
     let department = tenant.arrange(&one, &receiver, 50).await;
     let grant = json!({"amount": 150, "reason": "load"});
@@ -459,8 +459,8 @@ async fn two_processes_deliver_each_of_200_events_exactly_once() {
 async fn an_event_survives_a_kill_between_commit_and_delivery() {
     let database = TestDatabase::create().await;
     let receiver = Receiver::start(vec![]).await;
-    // First life: the worker looks once at start, then sleeps ten minutes.
-    let (mut first, address) = spawn_binary(&database, "600000").await;
+    // First life: an API-only process, whose commits wait for another process to deliver them.
+    let (mut first, address) = spawn_binary(&database, "false").await;
     let tenant = Tenant::create(&address).await;
     let department = tenant.arrange(&address, &receiver, 3).await;
     let booking = json!({"departmentId": department, "dateTime": slot(2, "09:00"), "name": "K"});
@@ -479,15 +479,16 @@ async fn an_event_survives_a_kill_between_commit_and_delivery() {
     assert_eq!(pending, 1, "committed, not yet delivered");
     assert!(receiver.received().is_empty());
 
-    let (mut second, _) = spawn_binary(&database, "50").await;
+    let (mut second, _) = spawn_binary(&database, "true").await;
     let delivered = receiver.wait_for(1, WAIT).await;
     second.kill().await.unwrap();
     assert_eq!(delivered[0].json()["data"]["object"]["id"], booked["id"]);
     pool.close().await;
 }
 
-/// Starts the binary on `database`; answers the child and its base address.
-async fn spawn_binary(database: &TestDatabase, poll_ms: &str) -> (tokio::process::Child, String) {
+/// Starts the binary on `database`, with or without its delivery worker; answers the child and
+/// its base address.
+async fn spawn_binary(database: &TestDatabase, worker: &str) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_moncreneau"))
         .arg("serve")
@@ -495,7 +496,8 @@ async fn spawn_binary(database: &TestDatabase, poll_ms: &str) -> (tokio::process
         .env("MONCRENEAU_ADDR", "127.0.0.1:0")
         .env("MONCRENEAU_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("MONCRENEAU_WEBHOOK_ALLOW_PRIVATE", "true")
-        .env("MONCRENEAU_WEBHOOK_POLL_MS", poll_ms)
+        .env("MONCRENEAU_WEBHOOK_WORKER", worker)
+        .env("MONCRENEAU_WEBHOOK_POLL_MS", "50")
         .env("MONCRENEAU_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
