@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::helpers::{
-    expect_status, slot, spawn_app_with, start_server, test_settings, TestApp, TestDatabase,
+    expect_status, slot, spawn_app_with, start_server, test_settings, Org, TestApp, TestDatabase,
 };
 use crate::receiver::{Hostile, HostileReceiver, Receiver};
 use crate::webhooks::create_webhook;
@@ -73,6 +73,21 @@ async fn book_steadily(
     booked
 }
 
+/// A second organization whose receiver answers at once: its key, receiver and department.
+async fn healthy_tenant(app: &TestApp) -> (Org, Receiver, i64) {
+    let healthy = app.create_org("Healthy clinic", 0).await;
+    let receiver = Receiver::start(vec![]).await;
+    create_webhook(
+        app,
+        &healthy.test_key,
+        &receiver.url,
+        json!(["appointment.created"]),
+    )
+    .await;
+    let department = app.create_department(&healthy.test_key, 100).await;
+    (healthy, receiver, department)
+}
+
 /// Per appointment id: the instants its `appointment.created` event reached `receiver`.
 fn arrivals(receiver: &Receiver) -> HashMap<i64, Vec<Instant>> {
     let mut arrivals: HashMap<i64, Vec<Instant>> = HashMap::new();
@@ -92,7 +107,7 @@ fn arrivals(receiver: &Receiver) -> HashMap<i64, Vec<Instant>> {
 async fn healthy_tenant_beside_dead_ones(processes: usize) {
     let (app, others) = app_with_slow_timeout(processes).await;
     let dead_key = app.org.test_key.clone();
-    let healthy = app.create_org("Healthy clinic", 0).await;
+    let (healthy, receiver, healthy_department) = healthy_tenant(&app).await;
     let silent = HostileReceiver::start(Hostile::Silent).await;
     let failing = Receiver::start(vec![]).await;
     failing.answer_otherwise(500);
@@ -103,16 +118,7 @@ async fn healthy_tenant_beside_dead_ones(processes: usize) {
     ] {
         create_webhook(&app, &dead_key, &url, json!(["*"])).await;
     }
-    let receiver = Receiver::start(vec![]).await;
-    create_webhook(
-        &app,
-        &healthy.test_key,
-        &receiver.url,
-        json!(["appointment.created"]),
-    )
-    .await;
     let dead_department = app.create_department(&dead_key, 100).await;
-    let healthy_department = app.create_department(&healthy.test_key, 100).await;
     let bases: Vec<String> = std::iter::once(app.address.clone()).chain(others).collect();
 
     // Act: both tenants book side by side, the healthy one over every process in turn.
@@ -222,20 +228,11 @@ async fn a_receiver_down_then_back_gets_its_whole_backlog_while_others_are_serve
     settings.webhook_circuit_probe = Duration::from_millis(400);
     let app = spawn_app_with(database, settings).await;
     let key = app.org.test_key.clone();
-    let healthy = app.create_org("Healthy clinic", 0).await;
+    let (healthy, receiver, healthy_department) = healthy_tenant(&app).await;
     let down = Receiver::start(vec![]).await;
     down.answer_otherwise(503);
     let (webhook, _) = create_webhook(&app, &key, &down.url, json!(["*"])).await;
-    let receiver = Receiver::start(vec![]).await;
-    create_webhook(
-        &app,
-        &healthy.test_key,
-        &receiver.url,
-        json!(["appointment.created"]),
-    )
-    .await;
     let department = app.create_department(&key, 100).await;
-    let healthy_department = app.create_department(&healthy.test_key, 100).await;
 
     // Act: ten appointments, five of them then renamed (two events each), while the receiver is
     // down; the healthy tenant books meanwhile.
