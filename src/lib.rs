@@ -10,6 +10,7 @@ pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod ledger;
+pub mod metrics;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::error::{ApiError, ErrorCode};
 use crate::webhooks::sender::Sender;
 use crate::webhooks::worker::Worker;
-use crate::{database, rate_limit, request_id, routes, serve};
+use crate::{database, metrics, rate_limit, request_id, routes, serve};
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -56,6 +56,7 @@ impl Application {
             shutdown_grace: settings.request_timeout,
         };
         install_panic_hook();
+        metrics::install();
         let state = AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::sender::{Outcome, Secrets, Sender};
 use crate::config::Settings;
+use crate::metrics;
 
 /// A webhook failing without a single success for this long is disabled.
 pub const GIVE_UP_AFTER: chrono::Duration = chrono::Duration::days(3);
@@ -45,6 +46,8 @@ struct Claim {
     previous_secret_expires_at: Option<DateTime<Utc>>,
     active: bool,
     payload: Value,
+    /// Seconds from the event's write to this claim (the database's clock for both).
+    lag_seconds: f64,
 }
 
 impl Worker {
@@ -100,7 +103,8 @@ impl Worker {
                  RETURNING d.id, d.attempts, d.webhook_id, d.event_id
              )
              SELECT c.id, c.attempts, w.url, w.secret, w.previous_secret, w.previous_secret_expires_at,
-                    w.active, e.payload
+                    w.active, e.payload,
+                    extract(epoch FROM now() - e.created_at)::float8 AS lag_seconds
                FROM claimed c
                JOIN webhooks w ON w.id = c.webhook_id
                JOIN events e ON e.id = c.event_id",
@@ -141,7 +145,11 @@ impl Worker {
             current: &claim.secret,
             previous,
         };
+        if claim.attempts == 1 {
+            metrics::webhook_first_attempt_lag(claim.lag_seconds);
+        }
         let outcome = self.sender.send(&claim.url, &claim.payload, &secrets).await;
+        metrics::webhook_attempt(outcome.succeeded(), outcome.gone());
         self.record(&claim, &outcome).await
     }
 
