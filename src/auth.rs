@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::access_log;
 use crate::database;
 use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -108,6 +109,8 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
                 "The API key has expired or was revoked",
             ));
         }
+        // Authenticated, even if over its quota below: the access log names the key.
+        access_log::identify(&parts.extensions, &row.id);
         if let (Some(used), Some(reset)) = (row.requests, row.reset_at) {
             let quota = Quota {
                 limit,

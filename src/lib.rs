@@ -1,5 +1,6 @@
 //! moncreneau: an appointment booking REST API, compatible with the MONCRENEAU API.
 
+pub mod access_log;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -1,4 +1,4 @@
-//! `/metrics`. The metrics recorder is global to a process, and this test
+//! `/metrics` and the access log. The metrics recorder is global to a process, and this test
 //! process runs many servers, so the exact counts are read from the real binary in a child
 //! process of its own: nothing but this test's traffic reaches it.
 
@@ -22,7 +22,7 @@ struct Server {
     _child: tokio::process::Child,
     address: String,
     /// Standard error and standard output, in arrival order.
-    _lines: Arc<Mutex<Vec<String>>>,
+    lines: Arc<Mutex<Vec<String>>>,
 }
 
 fn keep_lines(stream: impl AsyncRead + Unpin + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
@@ -73,8 +73,12 @@ impl Server {
         Self {
             _child: child,
             address,
-            _lines: lines,
+            lines,
         }
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
     }
 }
 
@@ -95,6 +99,18 @@ impl Metrics {
         let scrape = Scrape::parse(&text)
             .unwrap_or_else(|error| panic!("the exposition does not parse: {error:?}\n{text}"));
         Self(scrape)
+    }
+
+    /// Parses what this test process's recorder holds.
+    fn of_this_process() -> Self {
+        let text = moncreneau::metrics::install().render();
+        if text.trim().is_empty() {
+            // Nothing recorded yet in this process (the parser wants at least one line).
+            return Self(Scrape {
+                metrics: Vec::new(),
+            });
+        }
+        Self(Scrape::parse(&text).unwrap_or_else(|error| panic!("{error:?}\n{text}")))
     }
 
     /// The value of the sample of `name` (of type `kind`) whose labels include `labels`, of the
@@ -140,8 +156,14 @@ impl Metrics {
     }
 }
 
+const BOOKING_ROUTE: [(&str, &str); 3] = [
+    ("route", "/api/v1/appointments"),
+    ("method", "POST"),
+    ("status", "201"),
+];
+
 #[tokio::test]
-async fn metrics_count_exactly_what_a_server_did() {
+async fn metrics_count_exactly_what_a_server_did_and_the_access_log_names_each_request() {
     let database = TestDatabase::create().await;
     let receiver = Receiver::start(vec![]).await;
     let server = Server::start(&database).await;
@@ -166,7 +188,10 @@ async fn metrics_count_exactly_what_a_server_did() {
         .iter()
         .find(|key| key["mode"] == "live")
         .unwrap();
-    let key = live["key"].as_str().unwrap().to_owned();
+    let (key, key_id) = (
+        live["key"].as_str().unwrap().to_owned(),
+        live["id"].as_str().unwrap().to_owned(),
+    );
     let post = |path: &str, body: Value| {
         client
             .post(format!("{base}/api/v1{path}"))
@@ -197,6 +222,10 @@ async fn metrics_count_exactly_what_a_server_did() {
     let booking =
         |time: &str| json!({"departmentId": department, "dateTime": slot(2, time), "name": "M"});
     let booked = post("/appointments", booking("09:00")).await.unwrap();
+    let request_id = booked.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let booked = expect_status(booked, StatusCode::CREATED).await;
     expect_error(
         post("/appointments", booking("09:30")).await.unwrap(),
@@ -218,6 +247,17 @@ async fn metrics_count_exactly_what_a_server_did() {
         .await
         .unwrap();
     expect_error(stray, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    let wrong_method = client
+        .request(reqwest::Method::PUT, format!("{base}/api/v1/appointments"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(
+        wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+    )
+    .await;
     let delivered = receiver.wait_for(1, WAIT).await.len();
 
     // The attempt is counted once the receiver has answered: wait for it, bounded.
@@ -251,11 +291,61 @@ async fn metrics_count_exactly_what_a_server_did() {
         ),
         delivered as f64
     );
+    assert_eq!(moved("moncreneau_http_requests_total", &BOOKING_ROUTE), 1.0);
+    assert_eq!(
+        moved(
+            "moncreneau_http_requests_total",
+            &[
+                ("route", "/api/v1/appointments"),
+                ("method", "POST"),
+                ("status", "402")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        after.histogram_count("moncreneau_http_request_duration_seconds", &BOOKING_ROUTE)
+            - before.histogram_count("moncreneau_http_request_duration_seconds", &BOOKING_ROUTE),
+        1.0
+    );
     assert_eq!(
         after.histogram_count("moncreneau_webhook_delivery_lag_seconds", &[])
             - before.histogram_count("moncreneau_webhook_delivery_lag_seconds", &[]),
         delivered as f64
     );
+    // Routes are labelled by template, never by raw path: one series for every appointment,
+    // one for every path that matches no route.
+    let template = [
+        ("route", "/api/v1/appointments/{id}"),
+        ("method", "GET"),
+        ("status", "200"),
+    ];
+    assert_eq!(moved("moncreneau_http_requests_total", &template), 1.0);
+    let unmatched = [("route", "unmatched"), ("method", "GET"), ("status", "404")];
+    assert_eq!(moved("moncreneau_http_requests_total", &unmatched), 1.0);
+    let refused_method = [
+        ("route", "/api/v1/appointments"),
+        ("method", "PUT"),
+        ("status", "405"),
+    ];
+    assert_eq!(
+        moved("moncreneau_http_requests_total", &refused_method),
+        1.0
+    );
+    let raw_paths = [format!("/appointments/{id}"), format!("/nowhere/{id}")];
+    assert!(
+        after
+            .0
+            .metrics
+            .iter()
+            .flat_map(|m| &m.samples)
+            .all(|sample| sample
+                .labels
+                .iter()
+                .all(|label| raw_paths.iter().all(|raw| !label.value.contains(raw)))),
+        "a raw path became a label"
+    );
+    assert!(moved("moncreneau_http_requests_total", &[("route", "/metrics")]) >= 1.0);
     assert_eq!(
         after.gauge("moncreneau_webhook_deliveries_pending"),
         Some(0.0)
@@ -269,4 +359,150 @@ async fn metrics_count_exactly_what_a_server_did() {
     }
     assert_eq!(after.gauge("moncreneau_db_pool_connections_max"), Some(4.0));
     assert!(after.histogram_count("moncreneau_db_pool_acquire_seconds", &[]) >= 2.0);
+
+    // The access log: one JSON line for the booking, found by the request id it was answered.
+    let log = server.log();
+    let access: Vec<Value> = log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["target"] == "moncreneau::access")
+        .collect();
+    let lines: Vec<&Value> = access
+        .iter()
+        .filter(|entry| entry["fields"]["request_id"] == request_id.as_str())
+        .collect();
+    assert_eq!(lines.len(), 1, "one access line per request: {lines:?}");
+    let fields = &lines[0]["fields"];
+    assert_eq!(lines[0]["level"], "INFO");
+    assert_eq!(fields["method"], "POST");
+    assert_eq!(fields["route"], "/api/v1/appointments");
+    assert_eq!(fields["status"], 201);
+    assert!(fields["latency_ms"].as_f64().unwrap() > 0.0, "{fields}");
+    assert_eq!(fields["key_id"], key_id.as_str());
+    let scrape_line = access
+        .iter()
+        .find(|entry| entry["fields"]["route"] == "/metrics")
+        .expect("scrapes are logged too");
+    assert!(
+        scrape_line["fields"].get("key_id").is_none(),
+        "no key, no key id: {scrape_line}"
+    );
+    for line in &log {
+        assert!(!line.contains(&key), "the API key is in the log: {line}");
+    }
+}
+
+/// A log writer into memory, for the test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn panics() -> &'static str {
+    let items: Vec<&str> = Vec::new();
+    items[usize::from(items.is_empty())]
+}
+
+async fn dawdles() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    "too late"
+}
+
+/// A request that panics and one that outlives the request timeout are counted and logged with
+/// the status they were answered (500, 503), not lost with the work they abandoned. The real
+/// middleware stack around two routes of this test only, whose templates no other test uses, so
+/// the shared recorder of this process gives exact counts.
+#[tokio::test]
+async fn a_panic_and_a_timeout_are_counted_and_logged_with_the_status_answered() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    // This thread only: the server below runs on this test's single-threaded runtime.
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let database = TestDatabase::create().await;
+    let mut settings = crate::helpers::test_settings(&database.url());
+    settings.request_timeout = Duration::from_millis(300);
+    let pool = moncreneau::database::connect_and_migrate(&settings)
+        .await
+        .unwrap();
+    let sender = moncreneau::webhooks::sender::Sender::new(&settings).unwrap();
+    let state = moncreneau::startup::AppState {
+        pool,
+        settings: Arc::new(settings),
+        sender,
+    };
+    let routes = axum::Router::new()
+        .route("/metrics-probe/panics", axum::routing::get(panics))
+        .route("/metrics-probe/dawdles", axum::routing::get(dawdles));
+    let router = moncreneau::startup::with_middleware(routes, state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let before = Metrics::of_this_process();
+    let client = reqwest::Client::new();
+    for (path, status) in [("panics", 500), ("dawdles", 503)] {
+        let response = client
+            .get(format!("http://{address}/metrics-probe/{path}"))
+            .header("X-Request-Id", format!("probe-{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+    }
+    let after = Metrics::of_this_process();
+
+    let written = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    for (path, status, code) in [
+        ("panics", "500", "INTERNAL_ERROR"),
+        ("dawdles", "503", "SERVICE_UNAVAILABLE"),
+    ] {
+        let route = format!("/metrics-probe/{path}");
+        let labels = [
+            ("route", route.as_str()),
+            ("method", "GET"),
+            ("status", status),
+        ];
+        assert_eq!(
+            after.counter("moncreneau_http_requests_total", &labels)
+                - before.counter("moncreneau_http_requests_total", &labels),
+            1.0,
+            "{path}"
+        );
+        assert_eq!(
+            after.histogram_count("moncreneau_http_request_duration_seconds", &labels)
+                - before.histogram_count("moncreneau_http_request_duration_seconds", &labels),
+            1.0,
+            "{path}"
+        );
+        // Other tests of this process answer such errors too: at least this one is counted.
+        assert!(
+            after.counter("moncreneau_error_responses_total", &[("code", code)])
+                > before.counter("moncreneau_error_responses_total", &[("code", code)]),
+            "{code}"
+        );
+        let line: Value = written
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|entry| {
+                entry["target"] == "moncreneau::access"
+                    && entry["fields"]["request_id"] == format!("probe-{path}")
+            })
+            .unwrap_or_else(|| panic!("no access line for {path}: {written}"));
+        assert_eq!(line["fields"]["route"], route.as_str());
+        assert_eq!(line["fields"]["status"].to_string(), status);
+    }
 }
