@@ -10,6 +10,8 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::access_log;
+use crate::database;
 use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ledger::Account;
@@ -90,11 +92,14 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
             return Err(malformed());
         }
         let limit = state.settings.rate_limit_per_hour;
+        let mut connection = database::acquire(&state.pool).await?;
         let row: Option<KeyRow> = sqlx::query_as(LOOKUP_AND_COUNT)
             .bind(hash_key(&key))
             .bind(limit > 0)
-            .fetch_optional(&state.pool)
+            .fetch_optional(&mut *connection)
             .await?;
+        // Back to the pool now: the handler takes its own.
+        drop(connection);
         let row =
             row.ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "The API key is not valid"))?;
         let now = Utc::now();
@@ -104,6 +109,8 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
                 "The API key has expired or was revoked",
             ));
         }
+        // Authenticated, even if over its quota below: the access log names the key.
+        access_log::identify(&parts.extensions, &row.id);
         if let (Some(used), Some(reset)) = (row.requests, row.reset_at) {
             let quota = Quota {
                 limit,

@@ -4,11 +4,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
 use tokio::time::Instant;
 
 use crate::config::Settings;
+use crate::metrics::PoolWait;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -68,6 +70,14 @@ pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
             })
         })
         .connect_lazy_with(options)
+}
+
+/// A connection of the pool, the wait for it measured: sqlx tells how many connections are open
+/// and idle, not how many callers wait. The key lookup that starts every authenticated request
+/// takes its connection here, so an exhausted pool shows first in these metrics.
+pub async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    let _wait = PoolWait::begin();
+    pool.acquire().await
 }
 
 async fn ensure_database_exists(

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::request_id;
+use crate::{metrics, request_id};
 
 /// Every error code of the contract. The status of each is fixed here, once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -245,6 +245,7 @@ pub fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
+        metrics::error_response(self.code);
         let request_id = request_id::current();
         if let Some(cause) = &self.cause {
             tracing::error!(request_id = %request_id, code = ?self.code, "request failed: {cause:#}");

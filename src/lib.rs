@@ -1,5 +1,6 @@
 //! moncreneau: an appointment booking REST API, compatible with the MONCRENEAU API.
 
+pub mod access_log;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod ledger;
+pub mod metrics;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::error::{ApiError, ErrorCode};
 use crate::webhooks::sender::Sender;
 use crate::webhooks::worker::Worker;
-use crate::{database, rate_limit, request_id, routes, serve};
+use crate::{access_log, database, metrics, rate_limit, request_id, routes, serve};
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -58,6 +58,7 @@ impl Application {
         };
         install_panic_hook();
         let run_worker = settings.webhook_worker;
+        metrics::install();
         let state = AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),
@@ -104,8 +105,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The middleware every route is served through, from the outside in: the request id, rate
-/// limits, the trace span, panics turned into 500s, the request timeout, the body limit, and
-/// the contract's 404 and 405.
+/// limits, the access log and request metrics, the trace span, panics turned into 500s, the
+/// request timeout, the body limit, and the contract's 404 and 405.
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     Router::new()
         .merge(routes)
@@ -127,6 +128,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             }),
         )
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn(access_log::layer))
         .layer(middleware::from_fn(rate_limit::layer))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(state)

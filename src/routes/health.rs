@@ -1,18 +1,21 @@
-//! `/health` (process alive) and `/ready` (database reachable, migrations applied).
+//! The operations routes, without API key: `/health` (process alive), `/ready` (database
+//! reachable, migrations applied) and `/metrics` (Prometheus text exposition).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::database;
 use crate::startup::AppState;
+use crate::{database, metrics};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(scrape))
 }
 
 /// Answers while the process serves requests.
@@ -30,4 +33,12 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             Json(json!({"status": "unavailable"})),
         )
     }
+}
+
+/// Every metric of this process, in the Prometheus text format.
+async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&state.pool, state.settings.webhook_circuit()).await,
+    )
 }

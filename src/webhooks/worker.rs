@@ -15,6 +15,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use super::circuit::CircuitRule;
 use super::sender::{Outcome, Secrets, Sender};
 use crate::config::Settings;
+use crate::metrics;
 
 /// A webhook failing without a single success for this long is disabled.
 pub const GIVE_UP_AFTER: chrono::Duration = chrono::Duration::days(3);
@@ -66,6 +67,8 @@ struct Claim {
     previous_secret_expires_at: Option<DateTime<Utc>>,
     active: bool,
     payload: Value,
+    /// Seconds from the event's write to this claim (the database's clock for both).
+    lag_seconds: f64,
 }
 
 /// Claims due deliveries, at most `$1`, each endpoint's in creation order, leaving out endpoints
@@ -113,7 +116,8 @@ const CLAIM: &str = "
     )
     SELECT c.id, c.attempts, c.due_at, c.probing AS probe, w.circuit_closed_at, w.url, w.secret,
            w.previous_secret,
-           w.previous_secret_expires_at, w.active, e.payload
+           w.previous_secret_expires_at, w.active, e.payload,
+           extract(epoch FROM now() - e.created_at)::float8 AS lag_seconds
       FROM claimed c
       JOIN webhooks w ON w.id = c.webhook_id
       JOIN events e ON e.id = c.event_id";
@@ -232,7 +236,11 @@ impl Worker {
             current: &claim.secret,
             previous,
         };
+        if claim.attempts == 1 {
+            metrics::webhook_first_attempt_lag(claim.lag_seconds);
+        }
         let outcome = self.sender.send(&claim.url, &claim.payload, &secrets).await;
+        metrics::webhook_attempt(outcome.succeeded(), outcome.gone());
         self.record(&claim, &outcome).await
     }
 

@@ -19,6 +19,7 @@ mod departments;
 mod hostile_input;
 mod hostile_receivers;
 mod idempotency;
+mod metrics;
 mod model;
 mod operations;
 mod rate_limits;

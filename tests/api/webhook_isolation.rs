@@ -284,6 +284,38 @@ async fn a_receiver_down_then_back_gets_its_whole_backlog_while_others_are_serve
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Operators see the queue held by the circuit.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let exposition = app
+            .client
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let held: f64 = exposition
+            .lines()
+            .filter(|line| {
+                line.starts_with(
+                    "moncreneau_webhook_deliveries_pending_by_circuit{circuit=\"OPEN\"}",
+                ) || line.starts_with(
+                    "moncreneau_webhook_deliveries_pending_by_circuit{circuit=\"HALF_OPEN\"}",
+                )
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if held > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pending delivery shown behind a circuit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let tried_while_down = down.received().len();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let tried_later = down.received().len() - tried_while_down;

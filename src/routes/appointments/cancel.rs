@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events;
 use crate::extract::{ApiPath, OptionalJson};
 use crate::ledger;
+use crate::metrics;
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -106,5 +107,6 @@ pub async fn cancel(
     )
     .await?;
     tx.commit().await?;
+    metrics::appointment_cancelled();
     Ok(Json(cancelled.to_json(&state.settings.public_url)))
 }

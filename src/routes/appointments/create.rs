@@ -25,6 +25,7 @@ use crate::events;
 use crate::extract::ApiJson;
 use crate::idempotency::{self, request_hash, Claim, IdempotencyKey};
 use crate::ledger;
+use crate::metrics;
 use crate::routes::departments::{lock_department, DepartmentRow};
 use crate::startup::{AppState, BODY_LIMIT};
 
@@ -307,6 +308,7 @@ async fn book_once(
     let mut tx = state.pool.begin().await?;
     let bytes = book(&mut tx, auth, state, booking).await?;
     tx.commit().await?;
+    metrics::booking_created();
     Ok(created(bytes))
 }
 
@@ -331,6 +333,7 @@ async fn book_with_key(
         Ok(bytes) => {
             attempt.commit().await?;
             held.complete(StatusCode::CREATED, &bytes).await?;
+            metrics::booking_created();
             Ok(created(bytes))
         }
         Err(error) if error.code().status().is_server_error() => Err(error),
