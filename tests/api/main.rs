@@ -26,3 +26,4 @@ mod resilience;
 mod tenancy;
 mod webhook_delivery;
 mod webhooks;
+mod workers;
