@@ -27,6 +27,7 @@ pub enum ErrorCode {
     LiveModeForbidden,
     AppointmentNotFound,
     DepartmentNotFound,
+    WorkerNotFound,
     WebhookNotFound,
     NotFound,
     MethodNotAllowed,
@@ -37,6 +38,7 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     SlotNotOffered,
     DepartmentInactive,
+    WorkerInactive,
     IdempotencyConflict,
     IdempotencyKeyReused,
     RateLimitExceeded,
@@ -55,9 +57,8 @@ impl ErrorCode {
             }
             InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
             InsufficientScope | LiveModeForbidden => StatusCode::FORBIDDEN,
-            AppointmentNotFound | DepartmentNotFound | WebhookNotFound | NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            AppointmentNotFound | DepartmentNotFound | WorkerNotFound | WebhookNotFound
+            | NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             SlotNotAvailable
             | DuplicateAppointment
@@ -65,7 +66,7 @@ impl ErrorCode {
             | IdempotencyConflict => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            SlotNotOffered | DepartmentInactive | IdempotencyKeyReused => {
+            SlotNotOffered | DepartmentInactive | WorkerInactive | IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
@@ -94,6 +95,15 @@ impl FieldError {
 
     pub fn missing(field: &str) -> Self {
         Self::new(field, ErrorCode::MissingRequiredField, "is required")
+    }
+
+    /// A field required in this case, saying why.
+    pub fn missing_because(field: &str, why: &str) -> Self {
+        Self::new(
+            field,
+            ErrorCode::MissingRequiredField,
+            format!("is required: {why}"),
+        )
     }
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {

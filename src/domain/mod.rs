@@ -5,5 +5,6 @@ pub mod datetime;
 pub mod keys;
 pub mod load;
 pub mod schedule;
+pub mod staff;
 pub mod status;
 pub mod text;

@@ -50,6 +50,8 @@ pub struct DepartmentRow {
     pub closures: SqlJson<Vec<Closure>>,
     pub min_notice_minutes: i32,
     pub max_advance_days: i32,
+    /// Whether every booking must name a staff member (`showAdminsInBooking`).
+    pub show_admins_in_booking: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -57,7 +59,8 @@ pub struct DepartmentRow {
 const SELECT_DEPARTMENT: &str = "
     SELECT d.id, d.organization_id, o.name AS organization_name, d.livemode, d.name, d.description,
            d.timezone, d.slot_duration, d.capacity, d.is_active, d.opening_hours, d.closures,
-           d.min_notice_minutes, d.max_advance_days, d.created_at, d.updated_at
+           d.min_notice_minutes, d.max_advance_days, d.show_admins_in_booking, d.created_at,
+           d.updated_at
       FROM departments d JOIN organizations o ON o.id = d.organization_id";
 
 impl DepartmentRow {
@@ -100,6 +103,7 @@ impl DepartmentRow {
             "closures": self.closures.0,
             "minNoticeMinutes": self.min_notice_minutes,
             "maxAdvanceDays": self.max_advance_days,
+            "showAdminsInBooking": self.show_admins_in_booking,
             "livemode": self.livemode,
             "createdAt": format_timestamp(self.created_at),
             "updatedAt": format_timestamp(self.updated_at),
@@ -184,6 +188,7 @@ struct DepartmentBody {
     closures: Option<Vec<Closure>>,
     min_notice_minutes: Option<i64>,
     max_advance_days: Option<i64>,
+    show_admins_in_booking: Option<bool>,
 }
 
 /// Every column of a department, checked.
@@ -198,6 +203,7 @@ struct DepartmentFields {
     closures: Vec<Closure>,
     min_notice_minutes: i32,
     max_advance_days: i32,
+    show_admins_in_booking: bool,
 }
 
 impl DepartmentFields {
@@ -213,6 +219,7 @@ impl DepartmentFields {
             closures: Vec::new(),
             min_notice_minutes: 0,
             max_advance_days: 90,
+            show_admins_in_booking: false,
         }
     }
 
@@ -228,11 +235,13 @@ impl DepartmentFields {
             closures: row.closures.0.clone(),
             min_notice_minutes: row.min_notice_minutes,
             max_advance_days: row.max_advance_days,
+            show_admins_in_booking: row.show_admins_in_booking,
         }
     }
 
     /// Binds the columns in table order: name, description, timezone, slot_duration, capacity,
-    /// is_active, opening_hours, closures, min_notice_minutes, max_advance_days.
+    /// is_active, opening_hours, closures, min_notice_minutes, max_advance_days,
+    /// show_admins_in_booking.
     fn bind_to<'q>(
         &'q self,
         query: Query<'q, Postgres, PgArguments>,
@@ -248,6 +257,7 @@ impl DepartmentFields {
             .bind(SqlJson(&self.closures))
             .bind(self.min_notice_minutes)
             .bind(self.max_advance_days)
+            .bind(self.show_admins_in_booking)
     }
 
     /// Applies `body` over these values, collecting every bad field.
@@ -318,6 +328,9 @@ impl DepartmentFields {
         if let Some(active) = body.is_active {
             self.is_active = active;
         }
+        if let Some(required) = body.show_admins_in_booking {
+            self.show_admins_in_booking = required;
+        }
         if let Some(hours) = body.opening_hours {
             match OpeningHours::parse(&hours) {
                 Ok(parsed) => self.opening_hours = parsed.to_map(),
@@ -364,8 +377,9 @@ async fn create(
     let fields = DepartmentFields::defaults().apply(body)?;
     let query = sqlx::query(
         "INSERT INTO departments (organization_id, livemode, name, description, timezone, slot_duration,
-                                  capacity, is_active, opening_hours, closures, min_notice_minutes, max_advance_days)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                  capacity, is_active, opening_hours, closures, min_notice_minutes, max_advance_days,
+                                  show_admins_in_booking)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          RETURNING id",
     )
     .bind(auth.organization_id)
@@ -379,9 +393,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(row.to_json())))
 }
 
-/// Changes the fields given. Existing appointments keep their instants, whatever changed; one
-/// above a lowered capacity stays valid, and the department takes nobody new at those instants
-/// until it is below capacity again.
+/// Changes the fields given. Existing appointments keep their instants and workers, whatever
+/// changed (turning `showAdminsInBooking` on included); one above a lowered capacity stays valid,
+/// and the department takes nobody new at those instants until it is below capacity again.
 async fn update(
     auth: Authorized<scope::ApiAdmin>,
     State(state): State<AppState>,
@@ -394,7 +408,7 @@ async fn update(
     let query = sqlx::query(
         "UPDATE departments SET name = $2, description = $3, timezone = $4, slot_duration = $5, capacity = $6,
                 is_active = $7, opening_hours = $8, closures = $9, min_notice_minutes = $10,
-                max_advance_days = $11, updated_at = now()
+                max_advance_days = $11, show_admins_in_booking = $12, updated_at = now()
           WHERE id = $1",
     )
     .bind(id);

@@ -11,6 +11,7 @@ pub mod events;
 pub mod health;
 pub mod pagination;
 pub mod webhooks;
+pub mod workers;
 
 use axum::Router;
 
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(departments::router())
         .merge(events::router())
         .merge(webhooks::router())
+        .merge(workers::router())
         .merge(docs::router())
         .merge(health::router());
     Router::new()

@@ -29,3 +29,4 @@ mod tenancy;
 mod webhook_delivery;
 mod webhook_isolation;
 mod webhooks;
+mod workers;

@@ -458,8 +458,17 @@ async fn a_panic_and_a_timeout_are_counted_and_logged_with_the_status_answered()
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let before = Metrics::of_this_process();
     let client = reqwest::Client::new();
+    // The access line's callsite may have been registered by another test's thread while this
+    // test's subscriber was being set, its interest cached as "never": one request registers it
+    // for sure, then every callsite's interest is computed again with this subscriber in place.
+    client
+        .get(format!("http://{address}/metrics-probe/warm-up"))
+        .send()
+        .await
+        .unwrap();
+    tracing::callsite::rebuild_interest_cache();
+    let before = Metrics::of_this_process();
     for (path, status) in [("panics", 500), ("dawdles", 503)] {
         let response = client
             .get(format!("http://{address}/metrics-probe/{path}"))

@@ -27,6 +27,7 @@ use crate::idempotency::{self, request_hash, Claim, IdempotencyKey};
 use crate::ledger;
 use crate::metrics;
 use crate::routes::departments::{lock_department, DepartmentRow};
+use crate::routes::workers::bookable_worker;
 use crate::startup::{AppState, BODY_LIMIT};
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -40,6 +41,10 @@ pub struct CreateAppointment {
     email: Option<String>,
     notes: Option<String>,
     metadata: Option<Map<String, Value>>,
+    /// Left out of the serialized form when absent, so that the request fingerprint of an
+    /// `Idempotency-Key` stored before workers existed still matches the same body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker_id: Option<i64>,
 }
 
 /// The person-facing fields shared by create and PATCH, each checked on its own.
@@ -189,9 +194,39 @@ pub(super) fn offered_slot(
         })
 }
 
+/// The staff member a booking (or a move) in `department` names, checked: required when the
+/// department's `showAdminsInBooking` is on (400 `MISSING_REQUIRED_FIELD` on `workerId`), else
+/// optional; a named one must be an active worker of that department (see [`bookable_worker`]).
+pub(super) async fn checked_worker(
+    connection: &mut PgConnection,
+    department: &DepartmentRow,
+    worker_id: Option<i64>,
+) -> ApiResult<Option<i64>> {
+    match worker_id {
+        Some(id) => bookable_worker(connection, department.id, id)
+            .await
+            .map(Some),
+        None if department.show_admins_in_booking => {
+            Err(ApiError::validation(vec![FieldError::missing_because(
+                "workerId",
+                "this department's bookings each name a staff member (showAdminsInBooking)",
+            )]))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A positive id, else the field's 400.
+pub(super) fn positive_id(field: &str, value: Option<i64>, errors: &mut Vec<FieldError>) {
+    if value.is_some_and(|id| id <= 0) {
+        errors.push(FieldError::invalid(field, "must be a positive integer"));
+    }
+}
+
 /// A booking request whose fields are all valid.
 struct NewBooking {
     department_id: i64,
+    worker_id: Option<i64>,
     date_time: String,
     name: String,
     external_user_id: Option<String>,
@@ -205,14 +240,11 @@ impl NewBooking {
     /// Checks every field, naming each bad one in a single 400.
     fn parse(body: CreateAppointment) -> ApiResult<Self> {
         let mut errors = Vec::new();
-        match body.department_id {
-            None => errors.push(FieldError::missing("departmentId")),
-            Some(id) if id <= 0 => errors.push(FieldError::invalid(
-                "departmentId",
-                "must be a positive integer",
-            )),
-            Some(_) => {}
+        if body.department_id.is_none() {
+            errors.push(FieldError::missing("departmentId"));
         }
+        positive_id("departmentId", body.department_id, &mut errors);
+        positive_id("workerId", body.worker_id, &mut errors);
         match body.date_time.as_deref() {
             None => errors.push(FieldError::missing("dateTime")),
             // The zone is not known yet; the form can already be checked.
@@ -257,6 +289,7 @@ impl NewBooking {
         };
         Ok(Self {
             department_id,
+            worker_id: body.worker_id,
             date_time,
             name,
             external_user_id: body.external_user_id,
@@ -358,16 +391,21 @@ async fn book(
 ) -> ApiResult<Vec<u8>> {
     let department = lock_department(&mut *connection, auth, booking.department_id).await?;
     let starts_at = requested_start(&booking.date_time, department.tz()?)?;
+    let worker_id = checked_worker(&mut *connection, &department, booking.worker_id).await?;
     let slot = offered_slot(&department, starts_at)?;
+    // The department's capacity (a trigger) and the worker's one-at-a-time rule (an exclusion
+    // constraint) are both decided by this INSERT.
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO appointments (organization_id, livemode, department_id, starts_at, ends_at, local_starts_at,
-                                   timezone, name, external_user_id, phone, email, notes, metadata, check_in_token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        "INSERT INTO appointments (organization_id, livemode, department_id, worker_id, starts_at, ends_at,
+                                   local_starts_at, timezone, name, external_user_id, phone, email, notes,
+                                   metadata, check_in_token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          RETURNING id",
     )
     .bind(auth.organization_id)
     .bind(auth.livemode)
     .bind(department.id)
+    .bind(worker_id)
     .bind(slot.starts_at)
     .bind(slot.ends_at)
     .bind(slot.local)

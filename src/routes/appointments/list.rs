@@ -22,6 +22,7 @@ pub struct ListQuery {
     size: Option<i64>,
     status: Option<String>,
     department_id: Option<i64>,
+    worker_id: Option<i64>,
     external_user_id: Option<String>,
     start_date: Option<String>,
     end_date: Option<String>,
@@ -51,6 +52,9 @@ fn push_filters(builder: &mut QueryBuilder<'_, Postgres>, auth: &ApiKeyAuth, fil
     if let Some(id) = filters.department_id {
         builder.push(" AND a.department_id = ").push_bind(id);
     }
+    if let Some(id) = filters.worker_id {
+        builder.push(" AND a.worker_id = ").push_bind(id);
+    }
     if let Some(id) = &filters.external_user_id {
         builder
             .push(" AND a.external_user_id = ")
@@ -71,6 +75,7 @@ fn push_filters(builder: &mut QueryBuilder<'_, Postgres>, auth: &ApiKeyAuth, fil
 struct Filters {
     status: Option<Status>,
     department_id: Option<i64>,
+    worker_id: Option<i64>,
     external_user_id: Option<String>,
     start_date: Option<NaiveDate>,
     end_date: Option<NaiveDate>,
@@ -114,6 +119,7 @@ pub async fn list(
     let filters = Filters {
         status,
         department_id: query.department_id,
+        worker_id: query.worker_id,
         external_user_id: query.external_user_id,
         start_date: date("startDate", query.start_date.as_deref(), &mut errors),
         end_date: date("endDate", query.end_date.as_deref(), &mut errors),

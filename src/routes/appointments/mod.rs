@@ -45,6 +45,8 @@ pub struct AppointmentRow {
     pub livemode: bool,
     pub department_id: i64,
     pub department_name: String,
+    /// The staff member serving it, if one was named.
+    pub worker_id: Option<i64>,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub local_starts_at: NaiveDateTime,
@@ -68,7 +70,7 @@ pub struct AppointmentRow {
 
 pub const SELECT_APPOINTMENT: &str = "
     SELECT a.id, a.organization_id, a.livemode, a.department_id, d.name AS department_name,
-           a.starts_at, a.ends_at, a.local_starts_at, a.timezone, a.status, a.name,
+           a.worker_id, a.starts_at, a.ends_at, a.local_starts_at, a.timezone, a.status, a.name,
            a.external_user_id, a.phone, a.email, a.notes, a.metadata, a.check_in_token,
            a.credits_consumed, a.sequence, a.created_at, a.updated_at,
            a.cancelled_at, a.cancelled_by, a.cancel_reason
@@ -96,6 +98,7 @@ impl AppointmentRow {
             "id": self.id,
             "departmentId": self.department_id,
             "department": {"id": self.department_id, "name": self.department_name},
+            "workerId": self.worker_id,
             "dateTime": self.local_starts_at.format("%Y-%m-%dT%H:%M:%S").to_string(),
             "endDateTime": format_local(self.ends_at, timezone),
             "timezone": self.timezone,
@@ -169,10 +172,16 @@ async fn retrieve(
     Ok(Json(row.to_json(&state.settings.public_url)))
 }
 
-/// Maps the violation of a booking constraint to its 409.
+/// Maps the violation of a booking constraint to its 409: the department at capacity, the
+/// staff member busy, or the same person twice in a slot.
 pub fn booking_conflict(error: sqlx::Error) -> ApiError {
     match crate::error::violated_constraint(&error) {
         Some("appointments_within_capacity") => slot_full(),
+        Some("appointments_worker_one_at_a_time") => ApiError::new(
+            ErrorCode::SlotNotAvailable,
+            "That staff member already has an appointment overlapping that slot",
+        )
+        .with_detail("reason", "WORKER_BUSY"),
         Some("appointments_duplicate_key") => ApiError::new(
             ErrorCode::DuplicateAppointment,
             "This user already has an appointment in that slot",
@@ -186,4 +195,5 @@ pub fn slot_full() -> ApiError {
         ErrorCode::SlotNotAvailable,
         "That slot is full: the department already serves its capacity at some instant of it",
     )
+    .with_detail("reason", "DEPARTMENT_FULL")
 }

@@ -1,5 +1,6 @@
-//! `PATCH /appointments/{id}` (ext): atomic reschedule and contact changes of a confirmed
-//! appointment. The new slot is taken and the old one freed in one transaction, or nothing changes.
+//! `PATCH /appointments/{id}` (ext): atomic reschedule, change of staff member and contact changes
+//! of a confirmed appointment. The new slot (and worker) is taken and the old one freed in one
+//! transaction, or nothing changes.
 
 use axum::extract::State;
 use axum::Json;
@@ -8,7 +9,7 @@ use serde_json::{json, Map, Value};
 use sqlx::types::Json as SqlJson;
 
 use super::cancel::no_longer_modifiable;
-use super::create::{offered_slot, requested_start, Contact};
+use super::create::{checked_worker, offered_slot, positive_id, requested_start, Contact};
 use super::{booking_conflict, lock_appointment, reload};
 use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_local;
@@ -28,6 +29,7 @@ pub struct UpdateAppointment {
     email: Option<String>,
     notes: Option<String>,
     metadata: Option<Map<String, Value>>,
+    worker_id: Option<i64>,
 }
 
 /// Applies the given fields; an `appointment.updated` event lists each change `{from, to}`.
@@ -49,6 +51,7 @@ pub async fn reschedule(
         body.metadata.as_ref(),
         &mut errors,
     );
+    positive_id("workerId", body.worker_id, &mut errors);
     check_fields(errors)?;
 
     let mut tx = state.pool.begin().await?;
@@ -64,21 +67,33 @@ pub async fn reschedule(
         }
     };
 
-    // The new slot is checked against the department's capacity by the database, in the
-    // UPDATE below, under the department's lock taken here.
+    // The new slot is checked against the department's capacity and the worker's other
+    // appointments by the database, in the UPDATE below, under the department's lock taken here.
     let mut slot = None;
-    if let Some(text) = &body.date_time {
+    let new_worker = body.worker_id.filter(|id| Some(*id) != current.worker_id);
+    let mut worker_id = current.worker_id;
+    if body.date_time.is_some() || new_worker.is_some() {
         let department = lock_department(&mut tx, &auth, current.department_id).await?;
-        let starts_at = requested_start(text, department.tz()?)?;
-        if starts_at != current.starts_at {
-            let new_slot = offered_slot(&department, starts_at)?;
-            let tz = department.tz()?;
-            record(
-                "dateTime",
-                json!(format_local(current.starts_at, tz)),
-                json!(new_slot.local.format("%Y-%m-%dT%H:%M:%S").to_string()),
-            );
-            slot = Some((new_slot, department.timezone.clone()));
+        if let Some(text) = &body.date_time {
+            let starts_at = requested_start(text, department.tz()?)?;
+            if starts_at != current.starts_at {
+                let new_slot = offered_slot(&department, starts_at)?;
+                let tz = department.tz()?;
+                record(
+                    "dateTime",
+                    json!(format_local(current.starts_at, tz)),
+                    json!(new_slot.local.format("%Y-%m-%dT%H:%M:%S").to_string()),
+                );
+                slot = Some((new_slot, department.timezone.clone()));
+            }
+        }
+        // A move is a new booking of the worker's time, checked as one (required when the
+        // department requires it, active, of this department); an appointment that stays put
+        // keeps its worker unchecked, even one deactivated since.
+        if slot.is_some() || new_worker.is_some() {
+            worker_id =
+                checked_worker(&mut tx, &department, new_worker.or(current.worker_id)).await?;
+            record("workerId", json!(current.worker_id), json!(worker_id));
         }
     }
     let name = name.unwrap_or_else(|| current.name.clone());
@@ -112,7 +127,7 @@ pub async fn reschedule(
     sqlx::query(
         "UPDATE appointments
             SET starts_at = $2, ends_at = $3, local_starts_at = $4, timezone = $5,
-                name = $6, phone = $7, email = $8, notes = $9, metadata = $10,
+                name = $6, phone = $7, email = $8, notes = $9, metadata = $10, worker_id = $11,
                 sequence = sequence + 1, updated_at = now()
           WHERE id = $1",
     )
@@ -126,6 +141,7 @@ pub async fn reschedule(
     .bind(&email)
     .bind(&notes)
     .bind(SqlJson(&metadata))
+    .bind(worker_id)
     .execute(&mut *tx)
     .await
     .map_err(booking_conflict)?;

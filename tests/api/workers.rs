@@ -1,0 +1,1055 @@
+//! Staff (workers): managed per department and tenant, named by bookings, one appointment at a
+//! time each, and availability per worker that says exactly what POST accepts.
+
+use futures::future::join_all;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{day_ahead, expect_error, expect_status, slot, spawn_app, TestApp};
+
+fn workers_path(department: i64) -> String {
+    format!("/departments/{department}/workers")
+}
+
+fn worker_path(department: i64, worker: i64) -> String {
+    format!("/departments/{department}/workers/{worker}")
+}
+
+async fn create_worker(app: &TestApp, key: &str, department: i64, name: &str) -> i64 {
+    let created = expect_status(
+        app.post(&workers_path(department), key, &json!({"name": name}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    created["id"].as_i64().expect("worker id")
+}
+
+/// POST /appointments at `date_time`, naming `worker` when given.
+async fn book_with(
+    app: &TestApp,
+    key: &str,
+    department: i64,
+    date_time: &str,
+    worker: Option<i64>,
+) -> Response {
+    let mut body = json!({"departmentId": department, "dateTime": date_time, "name": "Awa Camara"});
+    if let Some(worker) = worker {
+        body["workerId"] = json!(worker);
+    }
+    app.post("/appointments", key, &body).await
+}
+
+async fn booked_id(
+    app: &TestApp,
+    key: &str,
+    department: i64,
+    date_time: &str,
+    worker: Option<i64>,
+) -> i64 {
+    let body = expect_status(
+        book_with(app, key, department, date_time, worker).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(body["workerId"], json!(worker), "{body}");
+    body["id"].as_i64().expect("appointment id")
+}
+
+/// Asserts a 409 `SLOT_NOT_AVAILABLE` with its reason.
+async fn expect_busy(response: Response, reason: &str) {
+    let body = expect_error(response, StatusCode::CONFLICT, "SLOT_NOT_AVAILABLE").await;
+    assert_eq!(body["error"]["details"]["reason"], reason, "{body}");
+}
+
+async fn cancel(app: &TestApp, key: &str, appointment: i64) {
+    expect_status(
+        app.delete(&format!("/appointments/{appointment}"), key)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+async fn create_key(app: &TestApp, scopes: &[&str]) -> String {
+    let created = expect_status(
+        app.post(
+            "/api-keys",
+            &app.org.test_key,
+            &json!({"name": "Scoped", "scopes": scopes}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    created["key"].as_str().expect("clear key").to_owned()
+}
+
+async fn worker_rows(app: &TestApp) -> Vec<(i64, i64, String, bool)> {
+    sqlx::query_as("SELECT id, department_id, name, is_active FROM workers ORDER BY id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn staff_are_read_with_departments_read_and_managed_with_api_admin() {
+    let app = spawn_app().await;
+    let admin = app.org.test_key.clone();
+    let department = app.create_department(&admin, 2).await;
+    let reader = create_key(&app, &["departments:read"]).await;
+    let booker = create_key(&app, &["appointments:create"]).await;
+
+    let created = expect_status(
+        app.post(
+            &workers_path(department),
+            &admin,
+            &json!({"name": "  Dr. Diallo "}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let worker = created["id"].as_i64().unwrap();
+    assert_eq!(created["name"], "Dr. Diallo", "stored trimmed");
+    assert_eq!(created["isActive"], true);
+    assert_eq!(created["departmentId"], department);
+    assert_eq!(created["livemode"], false);
+
+    let listed = expect_status(
+        app.get(&workers_path(department), &reader).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed, json!([created]), "a bare array of the workers");
+    let one = expect_status(
+        app.get(&worker_path(department, worker), &reader).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(one, created);
+
+    let writes = [
+        (
+            reqwest::Method::POST,
+            workers_path(department),
+            Some(json!({"name": "Intruder"})),
+        ),
+        (
+            reqwest::Method::PATCH,
+            worker_path(department, worker),
+            Some(json!({"name": "Renamed"})),
+        ),
+        (
+            reqwest::Method::DELETE,
+            worker_path(department, worker),
+            None,
+        ),
+    ];
+    for (method, path, body) in &writes {
+        let response = app
+            .request(method.clone(), path, &reader, body.as_ref())
+            .await;
+        let refused = expect_error(response, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE").await;
+        assert_eq!(
+            refused["error"]["details"]["requiredScope"], "api:admin",
+            "{method} {path}"
+        );
+    }
+    let refused = expect_error(
+        app.get(&workers_path(department), &booker).await,
+        StatusCode::FORBIDDEN,
+        "INSUFFICIENT_SCOPE",
+    )
+    .await;
+    assert_eq!(
+        refused["error"]["details"]["requiredScope"],
+        "departments:read"
+    );
+    assert_eq!(
+        worker_rows(&app).await,
+        vec![(worker, department, "Dr. Diallo".to_owned(), true)],
+        "a refused write changes nothing"
+    );
+
+    let renamed = expect_status(
+        app.patch(
+            &worker_path(department, worker),
+            &admin,
+            &json!({"name": "Dr. Aminata Diallo"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["isActive"].as_bool()),
+        (Some("Dr. Aminata Diallo"), Some(true))
+    );
+    let deactivated = expect_status(
+        app.delete(&worker_path(department, worker), &admin).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(deactivated["isActive"], false);
+    let listed = expect_status(
+        app.get(&workers_path(department), &reader).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        listed[0]["isActive"], false,
+        "a deactivated worker stays listed"
+    );
+    let reactivated = expect_status(
+        app.patch(
+            &worker_path(department, worker),
+            &admin,
+            &json!({"isActive": true}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(reactivated["isActive"], true);
+    assert_eq!(
+        reactivated["name"], "Dr. Aminata Diallo",
+        "an absent name is kept"
+    );
+}
+
+#[tokio::test]
+async fn another_organizations_or_modes_departments_and_workers_are_404() {
+    let app = spawn_app().await;
+    let mine = app.org.test_key.clone();
+    let other = app.create_org("Other Ministry", 0).await;
+    let my_department = app.create_department(&mine, 2).await;
+    let my_other_department = app.create_department(&mine, 2).await;
+    let my_worker = create_worker(&app, &mine, my_other_department, "Mine, elsewhere").await;
+    let their_department = app.create_department(&other.test_key, 2).await;
+    let their_worker = create_worker(&app, &other.test_key, their_department, "Theirs").await;
+    let before = worker_rows(&app).await;
+
+    let department_404 = [
+        (reqwest::Method::GET, workers_path(their_department), None),
+        (
+            reqwest::Method::POST,
+            workers_path(their_department),
+            Some(json!({"name": "Sneaky"})),
+        ),
+        (
+            reqwest::Method::GET,
+            worker_path(their_department, their_worker),
+            None,
+        ),
+        (
+            reqwest::Method::PATCH,
+            worker_path(their_department, their_worker),
+            Some(json!({"name": "Sneaky"})),
+        ),
+        (
+            reqwest::Method::DELETE,
+            worker_path(their_department, their_worker),
+            None,
+        ),
+    ];
+    for (method, path, body) in &department_404 {
+        let response = app
+            .request(method.clone(), path, &mine, body.as_ref())
+            .await;
+        expect_error(response, StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND").await;
+        // The same organization's other mode is another world too.
+        let response = app
+            .request(method.clone(), path, &other.live_key, body.as_ref())
+            .await;
+        expect_error(response, StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND").await;
+    }
+    // Their worker, or my own worker of another department, under my department's path.
+    for worker in [their_worker, my_worker, 999_999] {
+        for (method, body) in [
+            (reqwest::Method::GET, None),
+            (reqwest::Method::PATCH, Some(json!({"name": "Sneaky"}))),
+            (reqwest::Method::DELETE, None),
+        ] {
+            let path = worker_path(my_department, worker);
+            let response = app
+                .request(method.clone(), &path, &mine, body.as_ref())
+                .await;
+            expect_error(response, StatusCode::NOT_FOUND, "WORKER_NOT_FOUND").await;
+        }
+        let booking = book_with(&app, &mine, my_department, &slot(2, "10:00"), Some(worker)).await;
+        expect_error(booking, StatusCode::NOT_FOUND, "WORKER_NOT_FOUND").await;
+        let availability = app
+            .get(
+                &format!(
+                    "/departments/{my_department}/availability?startDate={0}&endDate={0}&workerId={worker}",
+                    day_ahead(2)
+                ),
+                &mine,
+            )
+            .await;
+        expect_error(availability, StatusCode::NOT_FOUND, "WORKER_NOT_FOUND").await;
+    }
+    assert_eq!(worker_rows(&app).await, before, "nothing changed anywhere");
+}
+
+#[tokio::test]
+async fn worker_bodies_are_validated_naming_each_bad_field() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 2).await;
+    let cases = [
+        (json!({}), "name", "MISSING_REQUIRED_FIELD"),
+        (json!({"name": ""}), "name", "INVALID_FIELD_VALUE"),
+        (json!({"name": "   "}), "name", "INVALID_FIELD_VALUE"),
+        (
+            json!({"name": "x".repeat(201)}),
+            "name",
+            "INVALID_FIELD_VALUE",
+        ),
+        (json!({"name": 5}), "name", "INVALID_FIELD_VALUE"),
+        (
+            json!({"name": "Dr. Bah", "nmae": "typo"}),
+            "nmae",
+            "INVALID_REQUEST",
+        ),
+        (
+            json!({"name": "Dr. Bah", "departmentId": 1}),
+            "departmentId",
+            "INVALID_REQUEST",
+        ),
+        (
+            json!({"name": "Dr. Bah", "isActive": "yes"}),
+            "isActive",
+            "INVALID_FIELD_VALUE",
+        ),
+    ];
+    for (body, field, code) in &cases {
+        let response = app.post(&workers_path(department), &key, body).await;
+        let refused = expect_error(response, StatusCode::BAD_REQUEST, code).await;
+        assert_eq!(
+            refused["errors"][0]["field"], *field,
+            "POST {body}: {refused}"
+        );
+    }
+    assert!(
+        worker_rows(&app).await.is_empty(),
+        "no refused body wrote a worker"
+    );
+
+    let longest = "é".repeat(200);
+    let worker = create_worker(&app, &key, department, &longest).await;
+    for (body, field, code) in &cases[1..] {
+        let response = app
+            .patch(&worker_path(department, worker), &key, body)
+            .await;
+        let refused = expect_error(response, StatusCode::BAD_REQUEST, code).await;
+        assert_eq!(
+            refused["errors"][0]["field"], *field,
+            "PATCH {body}: {refused}"
+        );
+    }
+    assert_eq!(
+        worker_rows(&app).await,
+        vec![(worker, department, longest, true)],
+        "200 characters are accepted, and no refused PATCH changed the worker"
+    );
+}
+
+#[tokio::test]
+async fn a_department_that_shows_its_staff_requires_an_active_worker_of_its_own() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let plain = app.create_department(&key, 3).await;
+    let department = app
+        .create_department_with(&key, json!({"capacity": 3, "showAdminsInBooking": true}))
+        .await;
+    let shown = expect_status(
+        app.get(&format!("/departments/{department}"), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["showAdminsInBooking"], true);
+    let default = expect_status(
+        app.get(&format!("/departments/{plain}"), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        default["showAdminsInBooking"], false,
+        "off unless asked for"
+    );
+    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
+    let inactive = create_worker(&app, &key, department, "Dr. Sow").await;
+    expect_status(
+        app.delete(&worker_path(department, inactive), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    let elsewhere = create_worker(&app, &key, plain, "Dr. Barry").await;
+    let at = slot(2, "10:00");
+    let before = app.footprint().await;
+
+    let missing = expect_error(
+        book_with(&app, &key, department, &at, None).await,
+        StatusCode::BAD_REQUEST,
+        "MISSING_REQUIRED_FIELD",
+    )
+    .await;
+    assert_eq!(missing["errors"][0]["field"], "workerId", "{missing}");
+    let zero = app
+        .post(
+            "/appointments",
+            &key,
+            &json!({"departmentId": department, "dateTime": at, "name": "A", "workerId": 0}),
+        )
+        .await;
+    let zero = expect_error(zero, StatusCode::BAD_REQUEST, "INVALID_FIELD_VALUE").await;
+    assert_eq!(zero["errors"][0]["field"], "workerId");
+    for unknown in [elsewhere, 999_999] {
+        expect_error(
+            book_with(&app, &key, department, &at, Some(unknown)).await,
+            StatusCode::NOT_FOUND,
+            "WORKER_NOT_FOUND",
+        )
+        .await;
+    }
+    let refused = expect_error(
+        book_with(&app, &key, department, &at, Some(inactive)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "WORKER_INACTIVE",
+    )
+    .await;
+    assert_eq!(refused["error"]["details"]["workerId"], inactive);
+    assert_eq!(
+        app.footprint().await,
+        before,
+        "a refused booking writes no appointment, ledger line or event and spends no credit"
+    );
+
+    booked_id(&app, &key, department, &at, Some(worker)).await;
+    let after = app.footprint().await;
+    assert_eq!(
+        (after.appointments, after.ledger_lines, after.events),
+        (
+            before.appointments + 1,
+            before.ledger_lines + 1,
+            before.events + 1
+        )
+    );
+    // Elsewhere, or once the flag is off, a booking may name nobody.
+    booked_id(&app, &key, plain, &at, None).await;
+    expect_status(
+        app.patch(
+            &format!("/departments/{department}"),
+            &key,
+            &json!({"showAdminsInBooking": false}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    booked_id(&app, &key, department, &at, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_simultaneous_bookings_of_one_workers_slot_give_one() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 50).await;
+    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
+    let balance = app.balance(&key).await;
+    let at = slot(2, "10:00");
+
+    let (app_ref, key_ref, at_ref) = (&app, &key, &at);
+    let results = join_all((0..20).map(|_| async move {
+        let response = book_with(app_ref, key_ref, department, at_ref, Some(worker)).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        (status, body)
+    }))
+    .await;
+
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let busy = results
+        .iter()
+        .filter(|(s, b)| {
+            *s == StatusCode::CONFLICT
+                && b["error"]["code"] == "SLOT_NOT_AVAILABLE"
+                && b["error"]["details"]["reason"] == "WORKER_BUSY"
+        })
+        .count();
+    assert_eq!((created, busy), (1, 19), "{results:?}");
+    assert_eq!(
+        app.balance(&key).await,
+        balance - 1,
+        "exactly one credit spent"
+    );
+    let (live, consumed, events): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM appointments WHERE worker_id = $1 AND status <> 'CANCELLED'),
+                (SELECT count(*) FROM credit_transactions WHERE type = 'CONSUMPTION'),
+                (SELECT count(*) FROM events WHERE type = 'appointment.created')",
+    )
+    .bind(worker)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((live, consumed, events), (1, 1, 1));
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn two_workers_share_a_slot_while_the_department_has_a_place_for_each() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let at = slot(2, "10:00");
+    let two_desks = app.create_department(&key, 2).await;
+    let first = create_worker(&app, &key, two_desks, "Dr. Diallo").await;
+    let second = create_worker(&app, &key, two_desks, "Dr. Sow").await;
+
+    booked_id(&app, &key, two_desks, &at, Some(first)).await;
+    expect_busy(
+        book_with(&app, &key, two_desks, &at, Some(first)).await,
+        "WORKER_BUSY",
+    )
+    .await;
+    booked_id(&app, &key, two_desks, &at, Some(second)).await;
+    // Both desks are taken: nobody else, named or not.
+    expect_busy(
+        book_with(&app, &key, two_desks, &at, None).await,
+        "DEPARTMENT_FULL",
+    )
+    .await;
+    // Back to back is no overlap.
+    booked_id(&app, &key, two_desks, &slot(2, "10:30"), Some(first)).await;
+
+    let one_desk = app.create_department(&key, 1).await;
+    let third = create_worker(&app, &key, one_desk, "Dr. Barry").await;
+    let fourth = create_worker(&app, &key, one_desk, "Dr. Bah").await;
+    booked_id(&app, &key, one_desk, &at, Some(third)).await;
+    let before = app.footprint().await;
+    expect_busy(
+        book_with(&app, &key, one_desk, &at, Some(fourth)).await,
+        "DEPARTMENT_FULL",
+    )
+    .await;
+    assert_eq!(app.footprint().await, before);
+
+    let overlapping: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM appointments a JOIN appointments b
+             ON a.worker_id = b.worker_id AND a.id < b.id
+            AND a.starts_at < b.ends_at AND b.starts_at < a.ends_at
+          WHERE a.status <> 'CANCELLED' AND b.status <> 'CANCELLED'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        overlapping, 0,
+        "no worker holds two overlapping appointments"
+    );
+}
+
+#[tokio::test]
+async fn a_move_into_the_workers_busy_time_is_refused_and_a_cancellation_frees_the_worker() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 5).await;
+    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
+    let colleague = create_worker(&app, &key, department, "Dr. Sow").await;
+    let ten = slot(2, "10:00");
+    let eleven = slot(2, "11:00");
+    let held = booked_id(&app, &key, department, &ten, Some(worker)).await;
+    let moving = booked_id(&app, &key, department, &eleven, Some(worker)).await;
+    let path = format!("/appointments/{moving}");
+    let before = app.footprint().await;
+
+    expect_busy(
+        app.patch(&path, &key, &json!({"dateTime": ten})).await,
+        "WORKER_BUSY",
+    )
+    .await;
+    let other = booked_id(&app, &key, department, &eleven, Some(colleague)).await;
+    // Handing it to a colleague busy at that time is refused just the same.
+    expect_busy(
+        app.patch(&path, &key, &json!({"workerId": colleague}))
+            .await,
+        "WORKER_BUSY",
+    )
+    .await;
+    cancel(&app, &key, other).await;
+    let kept = expect_status(app.get(&path, &key).await, StatusCode::OK).await;
+    assert_eq!(
+        (kept["dateTime"].as_str(), kept["workerId"].as_i64()),
+        (Some(&*eleven), Some(worker))
+    );
+    let after = app.footprint().await;
+    assert_eq!(
+        (after.live_appointments, after.balances),
+        (before.live_appointments, before.balances),
+        "the refused moves changed nothing"
+    );
+
+    // Moving with another worker takes that worker's time; the event says who changed.
+    let moved = expect_status(
+        app.patch(
+            &path,
+            &key,
+            &json!({"dateTime": ten, "workerId": colleague}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (moved["dateTime"].as_str(), moved["workerId"].as_i64()),
+        (Some(&*ten), Some(colleague))
+    );
+    let changes: Value = sqlx::query_scalar(
+        "SELECT payload->'data'->'changes' FROM events
+          WHERE appointment_id = $1 AND type = 'appointment.updated'",
+    )
+    .bind(moving)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        changes["workerId"],
+        json!({"from": worker, "to": colleague})
+    );
+
+    // Once its 10:00 appointment is cancelled, the worker takes 10:00 again.
+    cancel(&app, &key, held).await;
+    let back = booked_id(&app, &key, department, &slot(2, "12:00"), Some(worker)).await;
+    let moved = expect_status(
+        app.patch(
+            &format!("/appointments/{back}"),
+            &key,
+            &json!({"dateTime": ten}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (moved["dateTime"].as_str(), moved["workerId"].as_i64()),
+        (Some(&*ten), Some(worker)),
+        "a move keeps the worker"
+    );
+
+    // Deactivated, the worker keeps its appointment, which can be edited but not moved.
+    expect_status(
+        app.delete(&worker_path(department, worker), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    let back_path = format!("/appointments/{back}");
+    let edited = expect_status(
+        app.patch(&back_path, &key, &json!({"notes": "Bring the form"}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(edited["workerId"], worker);
+    expect_error(
+        app.patch(&back_path, &key, &json!({"dateTime": slot(2, "13:00")}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "WORKER_INACTIVE",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_worker_booked_on_an_older_grid_blocks_only_the_slots_it_overlaps() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 10).await;
+    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
+    // 10:00–10:30 on the 30-minute grid, then hourly slots: 10:00–11:00 overlaps it, 09:00 and
+    // 11:00 do not.
+    booked_id(&app, &key, department, &slot(2, "10:00"), Some(worker)).await;
+    expect_status(
+        app.patch(
+            &format!("/departments/{department}"),
+            &key,
+            &json!({"slotDuration": 60}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let listed = worker_availability(&app, &key, department, worker).await;
+    for (time, expected) in [("09:00", true), ("10:00", false), ("11:00", true)] {
+        let entry = listed
+            .iter()
+            .find(|s| s["time"] == time)
+            .expect("an hourly slot");
+        assert_eq!(entry["available"], expected, "{time}: {entry}");
+        assert_eq!(entry["remaining"], i64::from(expected), "{time}: {entry}");
+    }
+    expect_busy(
+        book_with(&app, &key, department, &slot(2, "10:00"), Some(worker)).await,
+        "WORKER_BUSY",
+    )
+    .await;
+    booked_id(&app, &key, department, &slot(2, "09:00"), Some(worker)).await;
+    booked_id(&app, &key, department, &slot(2, "11:00"), Some(worker)).await;
+}
+
+/// Every slot of the day two days ahead for `worker` (unavailable ones too).
+async fn worker_availability(app: &TestApp, key: &str, department: i64, worker: i64) -> Vec<Value> {
+    slots_of(app, key, department, Some(worker), 2, true).await
+}
+
+/// The listed slots of the day `days` ahead, for `worker` when given.
+async fn slots_of(
+    app: &TestApp,
+    key: &str,
+    department: i64,
+    worker: Option<i64>,
+    days: i64,
+    include_unavailable: bool,
+) -> Vec<Value> {
+    let date = day_ahead(days);
+    let mut path = format!(
+        "/departments/{department}/availability?startDate={date}&endDate={date}&includeUnavailable={include_unavailable}"
+    );
+    if let Some(worker) = worker {
+        path.push_str(&format!("&workerId={worker}"));
+    }
+    let body = expect_status(app.get(&path, key).await, StatusCode::OK).await;
+    assert_eq!(body["workerId"], json!(worker));
+    body["availability"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .flat_map(|day| day["slots"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn without_a_worker_a_department_that_shows_its_staff_lists_slots_some_active_worker_can_take(
+) {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app
+        .create_department_with(
+            &key,
+            json!({"capacity": 3, "showAdminsInBooking": true,
+                   "openingHours": {"monday": [{"start": "08:00", "end": "09:30"}], "tuesday": [{"start": "08:00", "end": "09:30"}],
+                                    "wednesday": [{"start": "08:00", "end": "09:30"}], "thursday": [{"start": "08:00", "end": "09:30"}],
+                                    "friday": [{"start": "08:00", "end": "09:30"}], "saturday": [{"start": "08:00", "end": "09:30"}],
+                                    "sunday": [{"start": "08:00", "end": "09:30"}]}}),
+        )
+        .await;
+    assert!(
+        slots_of(&app, &key, department, None, 2, false)
+            .await
+            .is_empty(),
+        "no worker yet: nothing can be booked, so nothing is listed"
+    );
+    let first = create_worker(&app, &key, department, "Dr. Diallo").await;
+    let second = create_worker(&app, &key, department, "Dr. Sow").await;
+    let gone = create_worker(&app, &key, department, "Dr. Barry").await;
+    expect_status(
+        app.delete(&worker_path(department, gone), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    booked_id(&app, &key, department, &slot(2, "08:00"), Some(first)).await;
+    booked_id(&app, &key, department, &slot(2, "08:00"), Some(second)).await;
+    booked_id(&app, &key, department, &slot(2, "08:30"), Some(first)).await;
+
+    let all = slots_of(&app, &key, department, None, 2, true).await;
+    let summary: Vec<(String, bool, i64)> = all
+        .iter()
+        .map(|s| {
+            (
+                s["time"].as_str().unwrap().to_owned(),
+                s["available"].as_bool().unwrap(),
+                s["remaining"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // 08:00: a desk is left but both active workers are busy; the deactivated one does not count.
+    assert_eq!(
+        summary,
+        vec![
+            ("08:00".into(), false, 0),
+            ("08:30".into(), true, 1),
+            ("09:00".into(), true, 2)
+        ]
+    );
+    let listed = slots_of(&app, &key, department, None, 2, false).await;
+    assert_eq!(
+        listed[0]["time"], "08:30",
+        "the first listed slot is bookable"
+    );
+    expect_busy(
+        book_with(&app, &key, department, &slot(2, "08:30"), Some(first)).await,
+        "WORKER_BUSY",
+    )
+    .await;
+    booked_id(&app, &key, department, &slot(2, "08:30"), Some(second)).await;
+    expect_error(
+        book_with(&app, &key, department, &slot(2, "08:00"), Some(gone)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "WORKER_INACTIVE",
+    )
+    .await;
+    assert!(
+        slots_of(&app, &key, department, Some(gone), 2, true)
+            .await
+            .is_empty(),
+        "a deactivated worker lists nothing"
+    );
+    let zero = app
+        .get(
+            &format!(
+                "/departments/{department}/availability?startDate={0}&endDate={0}&workerId=0",
+                day_ahead(2)
+            ),
+            &key,
+        )
+        .await;
+    expect_error(zero, StatusCode::BAD_REQUEST, "INVALID_REQUEST").await;
+}
+
+#[tokio::test]
+async fn appointments_and_their_events_carry_the_worker() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 3).await;
+    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
+    let with = booked_id(&app, &key, department, &slot(2, "10:00"), Some(worker)).await;
+    let without = booked_id(&app, &key, department, &slot(2, "10:00"), None).await;
+
+    let read = expect_status(
+        app.get(&format!("/appointments/{with}"), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(read["workerId"], worker);
+    let read = expect_status(
+        app.get(&format!("/appointments/{without}"), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(read["workerId"], Value::Null, "null when nobody was named");
+    let page = expect_status(
+        app.get(&format!("/appointments?workerId={worker}"), &key)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let ids: Vec<i64> = page["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![with], "the worker filter");
+
+    let events = expect_status(
+        app.get("/events?type=appointment.created", &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    let worker_of = |id: i64| {
+        events["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["data"]["object"]["id"] == id)
+            .map(|e| e["data"]["object"]["workerId"].clone())
+    };
+    assert_eq!(worker_of(with), Some(json!(worker)));
+    assert_eq!(worker_of(without), Some(Value::Null));
+}
+
+/// A live appointment of the model: its slot index on the grid and its worker.
+#[derive(Debug, Clone)]
+struct Booked {
+    id: i64,
+    slot: usize,
+    worker: Option<i64>,
+}
+
+/// The rules, written apart from the server's: at a slot of a single grid (so overlapping means
+/// the same slot), fewer than `capacity` appointments, and none of the named worker.
+struct Model {
+    capacity: i64,
+    booked: Vec<Booked>,
+}
+
+impl Model {
+    fn remaining(&self, slot: usize, worker: Option<i64>, except: Option<i64>) -> i64 {
+        let others = || {
+            self.booked
+                .iter()
+                .filter(move |b| b.slot == slot && Some(b.id) != except)
+        };
+        let places = self.capacity - i64::try_from(others().count()).unwrap();
+        match worker {
+            None => places.max(0),
+            Some(worker) => places.clamp(0, i64::from(!others().any(|b| b.worker == Some(worker)))),
+        }
+    }
+}
+
+const GRID: [&str; 4] = ["08:00", "08:30", "09:00", "09:30"];
+
+#[tokio::test]
+async fn availability_per_worker_is_exactly_what_booking_accepts_over_random_sequences() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let day = json!([{"start": "08:00", "end": "10:00"}]);
+    let hours: serde_json::Map<String, Value> = moncreneau::domain::schedule::WEEKDAYS
+        .iter()
+        .map(|name| ((*name).to_owned(), day.clone()))
+        .collect();
+    let department = app
+        .create_department_with(&key, json!({"capacity": 2, "openingHours": hours}))
+        .await;
+    let mut workers = Vec::new();
+    for name in ["Dr. Diallo", "Dr. Sow", "Dr. Barry"] {
+        workers.push(create_worker(&app, &key, department, name).await);
+    }
+    let choices: Vec<Option<i64>> = std::iter::once(None)
+        .chain(workers.iter().copied().map(Some))
+        .collect();
+    let at = |slot: usize| slot_time(GRID[slot]);
+
+    for seed in [11_u64, 29] {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut model = Model {
+            capacity: 2,
+            booked: Vec::new(),
+        };
+        for step in 0..24 {
+            let context = format!("seed {seed}, step {step}");
+            match rng.random_range(0..4) {
+                0 | 1 => {
+                    let slot = rng.random_range(0..GRID.len());
+                    let worker = *choices.choose(&mut rng).unwrap();
+                    let expected = model.remaining(slot, worker, None) > 0;
+                    let response = book_with(&app, &key, department, &at(slot), worker).await;
+                    if expected {
+                        let body = expect_status(response, StatusCode::CREATED).await;
+                        model.booked.push(Booked {
+                            id: body["id"].as_i64().unwrap(),
+                            slot,
+                            worker,
+                        });
+                    } else {
+                        assert_eq!(
+                            response.status(),
+                            StatusCode::CONFLICT,
+                            "{context}: book {slot} {worker:?}"
+                        );
+                    }
+                }
+                2 if !model.booked.is_empty() => {
+                    let index = rng.random_range(0..model.booked.len());
+                    let target = model.booked[index].clone();
+                    let slot = rng.random_range(0..GRID.len());
+                    let worker = *choices.choose(&mut rng).unwrap();
+                    // A move names its new worker when one is drawn, else keeps its own.
+                    let new_worker = worker.or(target.worker);
+                    let unchanged = slot == target.slot && new_worker == target.worker;
+                    let expected =
+                        unchanged || model.remaining(slot, new_worker, Some(target.id)) > 0;
+                    let mut body = json!({"dateTime": at(slot)});
+                    if let Some(worker) = worker {
+                        body["workerId"] = json!(worker);
+                    }
+                    let response = app
+                        .patch(&format!("/appointments/{}", target.id), &key, &body)
+                        .await;
+                    if expected {
+                        expect_status(response, StatusCode::OK).await;
+                        model.booked[index] = Booked {
+                            slot,
+                            worker: new_worker,
+                            ..target
+                        };
+                    } else {
+                        assert_eq!(
+                            response.status(),
+                            StatusCode::CONFLICT,
+                            "{context}: move {target:?} to {slot} {worker:?}"
+                        );
+                    }
+                }
+                _ if !model.booked.is_empty() => {
+                    let index = rng.random_range(0..model.booked.len());
+                    cancel(&app, &key, model.booked.remove(index).id).await;
+                }
+                _ => {}
+            }
+            if step % 8 == 7 {
+                assert_availability_is_bookability(
+                    &app, &key, department, &choices, &model, &context,
+                )
+                .await;
+            }
+        }
+        for booked in std::mem::take(&mut model.booked) {
+            cancel(&app, &key, booked.id).await;
+        }
+    }
+    app.assert_ledger_consistent().await;
+}
+
+fn slot_time(time: &str) -> String {
+    slot(3, time)
+}
+
+/// For every worker (and none): each slot's `available` and `remaining` are the model's, every
+/// slot listed available is booked by POST with that worker, and every other one is refused. The
+/// bookings made to check are cancelled again.
+async fn assert_availability_is_bookability(
+    app: &TestApp,
+    key: &str,
+    department: i64,
+    choices: &[Option<i64>],
+    model: &Model,
+    context: &str,
+) {
+    for worker in choices {
+        let listed = slots_of(app, key, department, *worker, 3, true).await;
+        assert_eq!(listed.len(), GRID.len(), "{context}: the whole grid");
+        for (index, entry) in listed.iter().enumerate() {
+            let remaining = model.remaining(index, *worker, None);
+            assert_eq!(
+                (
+                    entry["time"].as_str(),
+                    entry["remaining"].as_i64(),
+                    entry["available"].as_bool()
+                ),
+                (Some(GRID[index]), Some(remaining), Some(remaining > 0)),
+                "{context}: worker {worker:?}, model {:?}",
+                model.booked
+            );
+            let response = book_with(app, key, department, &slot_time(GRID[index]), *worker).await;
+            if remaining > 0 {
+                let probe = expect_status(response, StatusCode::CREATED).await;
+                cancel(app, key, probe["id"].as_i64().unwrap()).await;
+            } else {
+                let reason = if worker.is_some() && model.remaining(index, None, None) > 0 {
+                    "WORKER_BUSY"
+                } else {
+                    "DEPARTMENT_FULL"
+                };
+                expect_busy(response, reason).await;
+            }
+        }
+    }
+}
