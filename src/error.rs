@@ -148,9 +148,15 @@ impl ApiError {
             [one] => format!("{}: {}", one.field, one.message),
             many => format!("{} fields are invalid", many.len()),
         };
+        // The bad fields' names also in `details`, where the official SDK's error object
+        // looks (it reads `error`, not the top-level list).
+        let fields: Vec<Value> = errors
+            .iter()
+            .map(|error| Value::String(error.field.clone()))
+            .collect();
         Self {
             errors,
-            ..Self::new(code, message)
+            ..Self::new(code, message).with_detail("fields", fields)
         }
     }
 

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::datetime::{parse_date, DateTimeError, SUPPORTED_RANGE};
 use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::json_objects::ObjectsOnly;
 
 /// A JSON body: 415 without a JSON content type, 413 past the body limit, 400 naming the field
 /// for malformed JSON, unknown fields and wrong types.
@@ -122,7 +123,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "must not contain NUL characters",
         )]));
     }
-    serde_path_to_error::deserialize(value).map_err(|error| {
+    serde_path_to_error::deserialize(ObjectsOnly(&value)).map_err(|error| {
         let field = error.path().to_string();
         let inner = error.into_inner();
         json_error(field, &inner)

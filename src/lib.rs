@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub mod json_objects;
 pub mod ledger;
 pub mod metrics;
 pub mod rate_limit;

@@ -276,6 +276,86 @@ async fn a_key_given_twice_in_a_body_is_refused_at_any_depth() {
 }
 
 #[tokio::test]
+async fn an_array_is_never_read_as_an_object_at_any_depth() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 2).await;
+    let worker = expect_status(
+        app.post(
+            &format!("/departments/{department}/workers"),
+            &key,
+            &json!({"name": "Dr. Diallo"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let before = app.footprint().await;
+    // serde reads a struct from an array of its fields in order; the schemas say object.
+    let cases = [
+        (
+            Method::PATCH,
+            format!("/departments/{department}/workers/{worker}"),
+            json!([null, null]),
+            "",
+        ),
+        (
+            Method::POST,
+            format!("/departments/{department}/workers"),
+            json!(["Dr. Camara", true]),
+            "",
+        ),
+        (
+            Method::PATCH,
+            format!("/departments/{department}"),
+            json!({"closures": [["2030-01-01", "2030-01-02", "x"]]}),
+            "closures[0]",
+        ),
+        (
+            Method::PATCH,
+            format!("/departments/{department}"),
+            json!({"openingHours": {"monday": [["08:00", "12:00"]]}}),
+            "openingHours.monday[0]",
+        ),
+        (
+            Method::POST,
+            "/appointments".to_owned(),
+            json!([department, slot(2, "10:00"), "Jean"]),
+            "",
+        ),
+        (
+            Method::POST,
+            "/credits/grants".to_owned(),
+            json!([5, "why"]),
+            "",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let response = app.request(method.clone(), &path, &key, Some(&body)).await;
+        let answer = expect_status(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(
+            answer["errors"][0]["field"], field,
+            "{method} {path} {body}: {answer}"
+        );
+        assert_eq!(
+            answer["error"]["details"]["fields"],
+            json!([field]),
+            "{answer}"
+        );
+    }
+    assert_eq!(app.footprint().await, before);
+    let unchanged = expect_status(
+        app.get(&format!("/departments/{department}/workers/{worker}"), &key)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(unchanged["name"], "Dr. Diallo");
+}
+
+#[tokio::test]
 async fn credential_headers_that_disagree_are_refused() {
     let app = spawn_app().await;
     let other = app.create_org("Other", 0).await;
