@@ -185,8 +185,10 @@ impl Worker {
                 _ = stop.changed() => {}
             }
         }
+        // Each attempt ends within its own timeout; one that does not is abandoned to its lease.
         let all = u32::try_from(self.limits.total).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(self.lease, slots.acquire_many(all)).await;
+        let grace = self.lease.saturating_sub(LEASE_MARGIN) + Duration::from_secs(1);
+        let _ = tokio::time::timeout(grace, slots.acquire_many(all)).await;
     }
 
     /// Claims what is due and attempts it, waiting for every attempt; answers how many were

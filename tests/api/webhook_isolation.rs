@@ -330,12 +330,22 @@ async fn a_receiver_down_then_back_gets_its_whole_backlog_while_others_are_serve
         tried_later <= 6,
         "{tried_later} attempts in 2 s with the circuit open: only probes should go out"
     );
-    let waited: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_attempts WHERE waited_for = 'CIRCUIT_OPEN'",
+    // The attempt log says which attempts the circuit held, and when they were due.
+    let log = expect_status(
+        app.get(&format!("/webhooks/{webhook}/deliveries?size=100"), &key)
+            .await,
+        StatusCode::OK,
     )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    .await;
+    let attempts = log["content"].as_array().unwrap();
+    assert!(
+        attempts.iter().all(|attempt| attempt["dueAt"].is_string()),
+        "{log}"
+    );
+    let waited = attempts
+        .iter()
+        .filter(|attempt| attempt["waitedFor"] == "CIRCUIT_OPEN")
+        .count();
     assert!(waited >= 1, "no attempt says it waited for the circuit");
     let arrivals_healthy = arrivals(&receiver);
     for (id, committed) in &healthy_bookings {
@@ -351,6 +361,30 @@ async fn a_receiver_down_then_back_gets_its_whole_backlog_while_others_are_serve
     // The receiver comes back: the whole backlog arrives, each appointment's events numbered
     // 1..n by `sequence`, so a receiver can order them.
     down.answer_otherwise(200);
+    // While the backlog drains, the healthy tenant is still served at once.
+    let draining = book_steadily(
+        &app,
+        std::slice::from_ref(&app.address),
+        &healthy.test_key,
+        healthy_department,
+        10,
+        Duration::from_millis(50),
+    )
+    .await;
+    receiver
+        .wait_for(
+            healthy_bookings.len() + draining.len(),
+            Duration::from_secs(5),
+        )
+        .await;
+    let arrivals_healthy = arrivals(&receiver);
+    for (id, committed) in &draining {
+        let at = arrivals_healthy[id][0];
+        assert!(
+            at.saturating_duration_since(*committed) <= HEALTHY_BOUND,
+            "appointment {id} of the healthy tenant waited for the backlog"
+        );
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let pending: i64 = sqlx::query_scalar(
