@@ -15,7 +15,7 @@ use crate::database;
 use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ledger::Account;
-use crate::rate_limit::{self, Quota};
+use crate::rate_limit;
 use crate::startup::AppState;
 
 /// A caller authenticated by an organization's API key. Every query it leads to is filtered by
@@ -59,26 +59,12 @@ struct KeyRow {
     scopes: Vec<String>,
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
-    /// Requests of this key in the current window, this one included (when limits are on).
-    requests: Option<i32>,
-    reset_at: Option<i64>,
 }
 
-/// Looks the key up and, for a usable key under a limit, counts the request: one round trip.
-const LOOKUP_AND_COUNT: &str = "
-    WITH key AS (
-        SELECT id, organization_id, livemode, scopes, expires_at, revoked_at
-          FROM api_keys WHERE key_hash = $1
-    ), counted AS (
-        INSERT INTO rate_limit_windows (key_id, window_start, requests)
-        SELECT id, date_trunc('hour', now()), 1 FROM key
-         WHERE $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-        ON CONFLICT (key_id, window_start) DO UPDATE SET requests = rate_limit_windows.requests + 1
-        RETURNING requests, window_start
-    )
-    SELECT key.*, counted.requests,
-           extract(epoch FROM counted.window_start + interval '1 hour')::bigint AS reset_at
-      FROM key LEFT JOIN counted ON TRUE";
+/// Read on every request, so that a revoked key is refused at once by every process.
+const LOOKUP: &str = "
+    SELECT id, organization_id, livemode, scopes, expires_at, revoked_at
+      FROM api_keys WHERE key_hash = $1";
 
 impl FromRequestParts<AppState> for ApiKeyAuth {
     type Rejection = ApiError;
@@ -93,9 +79,8 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
         }
         let limit = state.settings.rate_limit_per_hour;
         let mut connection = database::acquire(&state.pool).await?;
-        let row: Option<KeyRow> = sqlx::query_as(LOOKUP_AND_COUNT)
+        let row: Option<KeyRow> = sqlx::query_as(LOOKUP)
             .bind(hash_key(&key))
-            .bind(limit > 0)
             .fetch_optional(&mut *connection)
             .await?;
         // Back to the pool now: the handler takes its own.
@@ -111,12 +96,9 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
         }
         // Authenticated, even if over its quota below: the access log names the key.
         access_log::identify(&parts.extensions, &row.id);
-        if let (Some(used), Some(reset)) = (row.requests, row.reset_at) {
-            let quota = Quota {
-                limit,
-                used: i64::from(used),
-                reset,
-            };
+        if limit > 0 {
+            let quota = rate_limit::admit(&state.pool, &state.allowances, &row.id, limit).await?;
+            let reset = quota.reset;
             rate_limit::record(quota);
             if quota.exceeded() {
                 return Err(ApiError::new(

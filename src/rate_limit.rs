@@ -1,16 +1,22 @@
 //! Rate limits per API key: `MONCRENEAU_RATE_LIMIT_PER_HOUR` requests in each clock hour, counted
-//! in Postgres so that every server process shares one count. The count is taken while the key is
-//! looked up (see `auth`); this middleware puts the quota on the response:
-//! `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix seconds), and
-//! `Retry-After` on a 429.
+//! in Postgres so that every server process shares one count. A process reserves requests of a
+//! key's window in blocks (one row update per block, not per request) and admits from its block;
+//! a block is at most an eighth of what remains (at most 100), so near the limit every request is
+//! reserved on its own. Nothing is ever admitted past the limit; a block a process reserved and
+//! did not use is lost to the other processes until the window ends. The key extractor (see
+//! `auth`) asks [`admit`]; this middleware puts the quota on the response: `X-RateLimit-Limit`,
+//! `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix seconds), and `Retry-After` on a 429.
 
 use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::Utc;
+use sqlx::PgPool;
 
 /// Where a key stands in its current window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +41,129 @@ impl Quota {
     pub fn retry_after(&self, now: i64) -> i64 {
         self.reset.saturating_sub(now).max(1)
     }
+}
+
+/// The largest block a process reserves at once.
+const LARGEST_BLOCK: i64 = 100;
+
+/// What this process holds of each key's current window.
+#[derive(Debug, Default)]
+pub struct Allowances {
+    blocks: Mutex<HashMap<String, Block>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    /// Start of the window, Unix seconds.
+    window: i64,
+    /// The window's count in the database after this process's last reservation.
+    reserved: i64,
+    /// Requests of this process's blocks not admitted yet.
+    left: i64,
+}
+
+impl Allowances {
+    /// Admits one request from this process's block, if it holds one for `window`; answers the
+    /// requests counted so far (what the others reserved included).
+    fn take(&self, key_id: &str, window: i64) -> Option<i64> {
+        let mut blocks = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let block = blocks
+            .get_mut(key_id)
+            .filter(|block| block.window == window)?;
+        if block.left <= 0 {
+            return None;
+        }
+        block.left -= 1;
+        Some(block.reserved - block.left)
+    }
+
+    /// Keeps a new reservation of `granted` requests, which brought the window to `reserved`;
+    /// blocks of past windows go.
+    fn keep(&self, key_id: &str, window: i64, reserved: i64, granted: i64) {
+        let mut blocks = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        blocks.retain(|_, block| block.window >= window);
+        let block = blocks.entry(key_id.to_owned()).or_insert(Block {
+            window,
+            reserved,
+            left: 0,
+        });
+        if block.window != window {
+            block.left = 0;
+        }
+        *block = Block {
+            window,
+            reserved,
+            left: block.left + granted,
+        };
+    }
+}
+
+/// The window that `now` (Unix seconds) falls in: its clock hour.
+fn window_of(now: i64) -> i64 {
+    now - now.rem_euclid(3600)
+}
+
+/// Counts one request of `key_id` against `limit` per hour: from this process's block when it
+/// holds one, else by reserving a new block in the shared count (one statement). The answer is
+/// `exceeded` once the window has nothing left to reserve.
+pub async fn admit(
+    pool: &PgPool,
+    allowances: &Allowances,
+    key_id: &str,
+    limit: u32,
+) -> Result<Quota, sqlx::Error> {
+    let now = Utc::now().timestamp();
+    let window = window_of(now);
+    let reset = window + 3600;
+    let limit_count = i64::from(limit);
+    if let Some(used) = allowances.take(key_id, window) {
+        return Ok(Quota { limit, used, reset });
+    }
+    sqlx::query(
+        "INSERT INTO rate_limit_windows (key_id, window_start, requests)
+         VALUES ($1, to_timestamp($2), 0)
+         ON CONFLICT (key_id, window_start) DO NOTHING",
+    )
+    .bind(key_id)
+    .bind(window)
+    .execute(pool)
+    .await?;
+    // The grant is a function of the count found under the row lock: an eighth of what
+    // remains, at least one while anything remains, at most LARGEST_BLOCK; none once spent.
+    let (reserved, granted): (i64, i64) = sqlx::query_as(
+        "UPDATE rate_limit_windows w
+            SET requests = w.requests + g.granted
+           FROM (SELECT key_id, window_start,
+                        CASE WHEN requests >= $3 THEN 0
+                             ELSE LEAST($4, GREATEST(1, ($3 - requests) / 8)) END AS granted
+                   FROM rate_limit_windows
+                  WHERE key_id = $1 AND window_start = to_timestamp($2)
+                    FOR UPDATE) g
+          WHERE w.key_id = g.key_id AND w.window_start = g.window_start
+         RETURNING w.requests::bigint, g.granted::bigint",
+    )
+    .bind(key_id)
+    .bind(window)
+    .bind(limit_count)
+    .bind(LARGEST_BLOCK)
+    .fetch_one(pool)
+    .await?;
+    if granted <= 0 {
+        return Ok(Quota {
+            limit,
+            used: limit_count.saturating_add(1),
+            reset,
+        });
+    }
+    allowances.keep(key_id, window, reserved, granted);
+    let used = allowances.take(key_id, window).unwrap_or(reserved);
+    Ok(Quota { limit, used, reset })
 }
 
 tokio::task_local! {
@@ -71,7 +200,7 @@ pub async fn layer(request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::Quota;
+    use super::{window_of, Allowances, Quota};
 
     #[test]
     fn the_quota_counts_down_and_is_exceeded_past_the_limit() {
@@ -85,5 +214,36 @@ mod tests {
         assert_eq!((quota(4).remaining(), quota(4).exceeded()), (0, true));
         assert_eq!(quota(4).retry_after(400), 600);
         assert_eq!(quota(4).retry_after(1_000), 1, "never 0");
+    }
+
+    #[test]
+    fn a_block_is_spent_one_request_at_a_time_then_runs_out() {
+        let allowances = Allowances::default();
+        assert_eq!(allowances.take("key_a", 3600), None, "nothing reserved yet");
+        // Another process reserved 10 before; this one reserved 5: the count is at 15.
+        allowances.keep("key_a", 3600, 15, 5);
+        let used: Vec<_> = (0..6).map(|_| allowances.take("key_a", 3600)).collect();
+        assert_eq!(
+            used,
+            [Some(11), Some(12), Some(13), Some(14), Some(15), None]
+        );
+        assert_eq!(allowances.take("key_b", 3600), None, "blocks are per key");
+    }
+
+    #[test]
+    fn a_new_window_drops_what_was_left_of_the_last() {
+        let allowances = Allowances::default();
+        allowances.keep("key_a", 0, 5, 5);
+        assert_eq!(
+            allowances.take("key_a", 3600),
+            None,
+            "last hour's block is not this hour's"
+        );
+        allowances.keep("key_a", 3600, 2, 2);
+        assert_eq!(allowances.take("key_a", 3600), Some(1));
+        assert_eq!(allowances.take("key_a", 3600), Some(2));
+        assert_eq!(allowances.take("key_a", 3600), None);
+        assert_eq!(window_of(7199), 3600);
+        assert_eq!(window_of(7200), 7200);
     }
 }

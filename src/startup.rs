@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::error::{ApiError, ErrorCode};
+use crate::rate_limit::Allowances;
 use crate::webhooks::sender::Sender;
 use crate::webhooks::worker::Worker;
 use crate::{access_log, database, metrics, rate_limit, request_id, routes, serve};
@@ -29,6 +30,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The webhook HTTP client (guarded, no redirects), shared with the delivery worker.
     pub sender: Sender,
+    /// The blocks of rate-limit quota this process reserved.
+    pub allowances: Arc<Allowances>,
 }
 
 pub struct Application {
@@ -63,6 +66,7 @@ impl Application {
             pool: pool.clone(),
             settings: Arc::new(settings),
             sender,
+            allowances: Arc::default(),
         };
         Ok(Self {
             port,

@@ -85,3 +85,51 @@ async fn without_a_limit_no_quota_headers_are_sent() {
         expect_status(answer, StatusCode::OK).await;
     }
 }
+
+/// Processes reserve the shared count in blocks; however requests spread over them, exactly the
+/// limit is admitted once every process has refused one (none keeps an unused block then).
+#[tokio::test]
+async fn concurrent_requests_over_two_processes_admit_exactly_the_limit() {
+    let database = TestDatabase::create().await;
+    let mut settings = test_settings(&database.url());
+    settings.rate_limit_per_hour = 100;
+    let app = spawn_app_with(database, settings.clone()).await;
+    let second = start_server(settings).await;
+    let key = app.org.test_key.clone();
+
+    let statuses = futures::future::join_all((0..16).map(|client| {
+        let base = if client % 2 == 0 {
+            app.address.clone()
+        } else {
+            second.clone()
+        };
+        let (http, key) = (app.client.clone(), key.clone());
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..17 {
+                let response = http
+                    .get(format!("{base}/api/v1/credits"))
+                    .header("X-API-Key", &key)
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(response.status());
+            }
+            statuses
+        }
+    }))
+    .await;
+
+    let all: Vec<StatusCode> = statuses.into_iter().flatten().collect();
+    let admitted = all.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = all
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((admitted, refused), (100, all.len() - 100), "{all:?}");
+    let counted: i32 = sqlx::query_scalar("SELECT requests FROM rate_limit_windows")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(counted, 100, "the shared count never passes the limit");
+}
