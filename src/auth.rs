@@ -16,25 +16,23 @@ use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ledger::Account;
 use crate::rate_limit::{self, Quota};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::tenant::Tenant;
 
 /// A caller authenticated by an organization's API key. Every query it leads to is filtered by
 /// `organization_id` and `livemode`, so other tenants and the other mode stay invisible.
 #[derive(Debug, Clone)]
 pub struct ApiKeyAuth {
     pub key_id: String,
-    pub organization_id: i64,
-    pub livemode: bool,
+    /// The organization and mode of the key: what every store call is given.
+    pub tenant: Tenant,
     pub scopes: Vec<Scope>,
 }
 
 impl ApiKeyAuth {
     /// The credit account of the caller's organization and mode.
     pub fn account(&self) -> Account {
-        Account {
-            organization_id: self.organization_id,
-            livemode: self.livemode,
-        }
+        self.tenant
     }
 
     /// 403 `INSUFFICIENT_SCOPE` unless the key holds `scope` (or `api:admin`).
@@ -129,8 +127,10 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
         }
         Ok(Self {
             key_id: row.id,
-            organization_id: row.organization_id,
-            livemode: row.livemode,
+            tenant: Tenant {
+                organization_id: row.organization_id,
+                livemode: row.livemode,
+            },
             scopes: row.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
         })
     }

@@ -11,6 +11,10 @@ use crate::domain::datetime::{parse_date, DateTimeError, SUPPORTED_RANGE};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::json_objects::ObjectsOnly;
 
+/// Request bodies larger than this are refused with 413 (the router's body limit; the
+/// extractors' message says the same number).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
 /// A JSON body: 415 without a JSON content type, 413 past the body limit, 400 naming the field
 /// for malformed JSON, unknown fields and wrong types.
 pub struct ApiJson<T>(pub T);

@@ -18,5 +18,7 @@ pub mod request_id;
 pub mod routes;
 pub mod serve;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
+pub mod tenant;
 pub mod webhooks;

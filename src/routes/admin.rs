@@ -18,7 +18,7 @@ use crate::error::{check_fields, required_text, ApiError, ApiResult, ErrorCode, 
 use crate::extract::{ApiJson, ApiPath};
 use crate::ledger::{self, Account};
 use crate::routes::api_keys::insert_key;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Test credits every new organization starts with.
 pub const INITIAL_TEST_CREDITS: i64 = 100;

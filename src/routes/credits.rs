@@ -15,7 +15,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::ledger;
 use crate::routes::admin::GrantBody;
 use crate::routes::pagination::PageQuery;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,15 +30,15 @@ async fn balance_json(state: &AppState, auth: &ApiKeyAuth) -> ApiResult<Value> {
         "SELECT balance, consumed, refunded, low_balance_threshold FROM credit_accounts
           WHERE organization_id = $1 AND livemode = $2",
     )
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_one(&state.pool)
     .await?;
     Ok(json!({
         "availableCredits": available,
         "consumedCredits": consumed,
         "refundedCredits": refunded,
-        "livemode": auth.livemode,
+        "livemode": auth.tenant.livemode,
         "lowBalanceThreshold": threshold,
     }))
 }
@@ -72,8 +72,8 @@ async fn transactions(
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM credit_transactions WHERE organization_id = $1 AND livemode = $2",
     )
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_one(&state.pool)
     .await?;
     let rows: Vec<TransactionRow> = sqlx::query_as(&format!(
@@ -82,8 +82,8 @@ async fn transactions(
           ORDER BY id DESC{}",
         page.limit_clause()
     ))
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_all(&state.pool)
     .await?;
     let content = rows
@@ -109,7 +109,7 @@ async fn grant(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GrantBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if auth.livemode {
+    if auth.tenant.livemode {
         return Err(ApiError::new(
             ErrorCode::LiveModeForbidden,
             "Live credits are granted by the operator; grants are for test mode only",
@@ -152,8 +152,8 @@ async fn settings(
         )])?;
     }
     sqlx::query("UPDATE credit_accounts SET low_balance_threshold = $3 WHERE organization_id = $1 AND livemode = $2")
-        .bind(auth.organization_id)
-        .bind(auth.livemode)
+        .bind(auth.tenant.organization_id)
+        .bind(auth.tenant.livemode)
         .bind(threshold)
         .execute(&state.pool)
         .await?;

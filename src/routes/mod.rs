@@ -15,7 +15,7 @@ pub mod workers;
 
 use axum::Router;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     let api = Router::new()
