@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod json_objects;
 pub mod ledger;
 pub mod metrics;
+pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
