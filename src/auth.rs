@@ -15,6 +15,7 @@ use crate::database;
 use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ledger::Account;
+use crate::openapi::refer_response;
 use crate::rate_limit::{self, Quota};
 use crate::state::AppState;
 use crate::tenant::Tenant;
@@ -197,6 +198,29 @@ impl<S: RequiredScope + Send> FromRequestParts<AppState> for Authorized<S> {
             caller,
             scope: PhantomData,
         })
+    }
+}
+
+/// In the spec: the two ways to present a key, the scope (`x-required-scope`), and the refusals
+/// of this extractor (401, 403 when a scope is required, 429).
+impl<S: RequiredScope> aide::OperationInput for Authorized<S> {
+    fn operation_input(
+        _: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) {
+        for scheme in ["apiKeyHeader", "bearerAuth"] {
+            operation
+                .security
+                .push([(scheme.to_owned(), Vec::new())].into_iter().collect());
+        }
+        refer_response(operation, 401, "Unauthorized");
+        if let Some(scope) = S::SCOPE {
+            operation
+                .extensions
+                .insert("x-required-scope".to_owned(), scope.as_str().into());
+            refer_response(operation, 403, "Forbidden");
+        }
+        refer_response(operation, 429, "TooManyRequests");
     }
 }
 

@@ -20,6 +20,7 @@ pub mod routes;
 pub mod serve;
 pub mod startup;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod tenant;
 pub mod webhooks;

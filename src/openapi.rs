@@ -6,7 +6,7 @@
 //! Regenerate the committed file with `cargo run -- openapi > openapi.json`; a unit test fails
 //! while the committed file differs from what the code generates.
 
-use aide::openapi::{OpenApi, ReferenceOr, StatusCode};
+use aide::openapi::{OpenApi, Operation, ReferenceOr, StatusCode};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
@@ -45,6 +45,9 @@ pub fn generate() -> anyhow::Result<String> {
 /// shares added: the request id on each success (and the rate-limit headers where a key is
 /// counted), and the 500 and 503 any request may meet.
 pub fn documented() -> OpenApi {
+    // Each handler's responses are declared in its docs (with their status, such as 201):
+    // none is guessed from its return type.
+    aide::generate::infer_responses(false);
     let mut api = OpenApi::default();
     let _ = routes::documented().finish_api(&mut api);
     for (_, item) in api
@@ -95,6 +98,25 @@ pub fn documented() -> OpenApi {
         }
     }
     api
+}
+
+/// Adds the response of status `code` as a reference to `components/responses/{name}`.
+pub fn refer_response(operation: &mut Operation, code: u16, name: &str) {
+    operation
+        .responses
+        .get_or_insert_with(Default::default)
+        .responses
+        .insert(
+            StatusCode::Code(code),
+            ReferenceOr::ref_(&format!("#/components/responses/{name}")),
+        );
+}
+
+/// Adds the parameter `components/parameters/{name}` by reference.
+pub fn refer_parameter(operation: &mut Operation, name: &str) {
+    operation.parameters.push(ReferenceOr::ref_(&format!(
+        "#/components/parameters/{name}"
+    )));
 }
 
 /// A JSON value whose objects keep their keys in the order read (serde_json's own `Value`

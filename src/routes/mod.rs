@@ -21,7 +21,7 @@ use crate::state::AppState;
 /// The features whose operations are described in code: the spec's generated part
 /// (see `crate::openapi`). Paths are relative to `/api/v1`.
 pub fn documented() -> ApiRouter<AppState> {
-    ApiRouter::new()
+    ApiRouter::new().merge(credits::router())
 }
 
 pub fn router() -> Router<AppState> {
@@ -31,7 +31,6 @@ pub fn router() -> Router<AppState> {
         .merge(api_keys::router())
         .merge(appointments::router())
         .merge(availability::router())
-        .merge(credits::router())
         .merge(departments::router())
         .merge(events::router())
         .merge(webhooks::router())
