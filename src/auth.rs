@@ -15,26 +15,25 @@ use crate::database;
 use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ledger::Account;
+use crate::openapi::refer_response;
 use crate::rate_limit;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::tenant::Tenant;
 
 /// A caller authenticated by an organization's API key. Every query it leads to is filtered by
 /// `organization_id` and `livemode`, so other tenants and the other mode stay invisible.
 #[derive(Debug, Clone)]
 pub struct ApiKeyAuth {
     pub key_id: String,
-    pub organization_id: i64,
-    pub livemode: bool,
+    /// The organization and mode of the key: what every store call is given.
+    pub tenant: Tenant,
     pub scopes: Vec<Scope>,
 }
 
 impl ApiKeyAuth {
     /// The credit account of the caller's organization and mode.
     pub fn account(&self) -> Account {
-        Account {
-            organization_id: self.organization_id,
-            livemode: self.livemode,
-        }
+        self.tenant
     }
 
     /// 403 `INSUFFICIENT_SCOPE` unless the key holds `scope` (or `api:admin`).
@@ -111,8 +110,10 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
         }
         Ok(Self {
             key_id: row.id,
-            organization_id: row.organization_id,
-            livemode: row.livemode,
+            tenant: Tenant {
+                organization_id: row.organization_id,
+                livemode: row.livemode,
+            },
             scopes: row.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
         })
     }
@@ -179,6 +180,29 @@ impl<S: RequiredScope + Send> FromRequestParts<AppState> for Authorized<S> {
             caller,
             scope: PhantomData,
         })
+    }
+}
+
+/// In the spec: the two ways to present a key, the scope (`x-required-scope`), and the refusals
+/// of this extractor (401, 403 when a scope is required, 429).
+impl<S: RequiredScope> aide::OperationInput for Authorized<S> {
+    fn operation_input(
+        _: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) {
+        for scheme in ["apiKeyHeader", "bearerAuth"] {
+            operation
+                .security
+                .push([(scheme.to_owned(), Vec::new())].into_iter().collect());
+        }
+        refer_response(operation, 401, "Unauthorized");
+        if let Some(scope) = S::SCOPE {
+            operation
+                .extensions
+                .insert("x-required-scope".to_owned(), scope.as_str().into());
+            refer_response(operation, 403, "Forbidden");
+        }
+        refer_response(operation, 429, "TooManyRequests");
     }
 }
 

@@ -1,4 +1,4 @@
-//! The binary's command line: `serve` (default), `migrate`, `admin create-org`.
+//! The binary's command line: `serve` (default), `migrate`, `openapi`, `admin create-org`.
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +15,8 @@ pub enum Command {
     Serve,
     /// Apply migrations and exit.
     Migrate,
+    /// Print the OpenAPI document the code describes (`moncreneau openapi > openapi.json`).
+    Openapi,
     /// Operator actions, straight on the database.
     Admin {
         #[command(subcommand)]

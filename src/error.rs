@@ -289,3 +289,9 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// In the spec, the errors of each operation are listed by its extractors and docs (as
+/// references to `components/responses`), not derived from this type.
+impl aide::OperationOutput for ApiError {
+    type Inner = Self;
+}

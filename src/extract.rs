@@ -1,15 +1,23 @@
 //! Extractors that answer bad input in the contract's error format instead of axum's plain text.
 
+use aide::generate::GenContext;
+use aide::openapi::Operation;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use chrono::NaiveDate;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 use crate::domain::datetime::{parse_date, DateTimeError, SUPPORTED_RANGE};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::json_objects::ObjectsOnly;
+use crate::openapi::refer_response;
+
+/// Request bodies larger than this are refused with 413 (the router's body limit; the
+/// extractors' message says the same number).
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// A JSON body: 415 without a JSON content type, 413 past the body limit, 400 naming the field
 /// for malformed JSON, unknown fields and wrong types.
@@ -31,6 +39,16 @@ where
         }
         let bytes = read_body(request, state).await?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// In the spec: the body's schema (required), and the refusals of this extractor.
+impl<T: JsonSchema> aide::OperationInput for ApiJson<T> {
+    fn operation_input(context: &mut GenContext, operation: &mut Operation) {
+        axum::Json::<T>::operation_input(context, operation);
+        refer_response(operation, 400, "BadRequest");
+        refer_response(operation, 413, "PayloadTooLarge");
+        refer_response(operation, 415, "UnsupportedMediaType");
     }
 }
 
@@ -249,6 +267,18 @@ fn nul_in_url() -> ApiError {
 
 /// Query parameters, 400 `INVALID_REQUEST` when they do not parse.
 pub struct ApiQuery<T>(pub T);
+
+/// How a query type is written in the spec (parameters of its own, or shared components).
+pub trait QueryParameters {
+    fn document(context: &mut GenContext, operation: &mut Operation);
+}
+
+impl<T: QueryParameters> aide::OperationInput for ApiQuery<T> {
+    fn operation_input(context: &mut GenContext, operation: &mut Operation) {
+        T::document(context, operation);
+        refer_response(operation, 400, "BadRequest");
+    }
+}
 
 impl<T, S> FromRequestParts<S> for ApiQuery<T>
 where

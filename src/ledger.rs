@@ -8,11 +8,8 @@ use sqlx::PgConnection;
 use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode};
 use crate::events::{self, Subject};
 
-#[derive(Debug, Clone, Copy)]
-pub struct Account {
-    pub organization_id: i64,
-    pub livemode: bool,
-}
+/// A credit account is the tenant's: one per organization and mode.
+pub type Account = crate::tenant::Tenant;
 
 enum Line<'a> {
     Grant { amount: i64, reason: &'a str },

@@ -8,14 +8,21 @@ use moncreneau::{database, routes, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Needs no settings nor database: the document is derived from the code alone.
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        print!("{}", moncreneau::openapi::generate()?);
+        return Ok(());
+    }
     dotenvy::dotenv().ok();
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_format);
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => {
             let application = Application::build(settings).await?;
             application.run_until_stopped().await?;
         }
+        Command::Openapi => {}
         Command::Migrate => {
             database::connect_and_migrate(&settings).await?;
             tracing::info!("migrations applied");

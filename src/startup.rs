@@ -1,4 +1,4 @@
-//! The application: its state, router, middleware stack, listener and shutdown.
+//! The application: its router, middleware stack, listener and shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,23 +16,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::error::{ApiError, ErrorCode};
-use crate::rate_limit::Allowances;
+use crate::extract::BODY_LIMIT;
+use crate::state::AppState;
 use crate::webhooks::sender::Sender;
 use crate::webhooks::worker::Worker;
 use crate::{access_log, database, metrics, rate_limit, request_id, routes, serve};
-
-/// Request bodies larger than this are refused with 413.
-pub const BODY_LIMIT: usize = 64 * 1024;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub settings: Arc<Settings>,
-    /// The webhook HTTP client (guarded, no redirects), shared with the delivery worker.
-    pub sender: Sender,
-    /// The blocks of rate-limit quota this process reserved.
-    pub allowances: Arc<Allowances>,
-}
 
 pub struct Application {
     port: u16,

@@ -18,11 +18,11 @@ use crate::error::{check_fields, required_text, ApiError, ApiResult, ErrorCode, 
 use crate::extract::{ApiJson, ApiPath};
 use crate::ledger::{self, Account};
 use crate::routes::api_keys::insert_key;
-use crate::startup::AppState;
+use crate::routes::credits::json::{CreditGrant, MAX_GRANT};
+use crate::state::AppState;
 
 /// Test credits every new organization starts with.
 pub const INITIAL_TEST_CREDITS: i64 = 100;
-const MAX_GRANT: i64 = 1_000_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -161,46 +161,21 @@ async fn retrieve(
     Ok(Json(find(&state.pool, id).await?.to_json()))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GrantBody {
-    pub amount: Option<i64>,
-    pub reason: Option<String>,
-}
-
-impl GrantBody {
-    /// The amount and reason of a valid grant, or a 400 naming every bad field.
-    pub fn validate(&self) -> ApiResult<(i64, String)> {
-        let mut errors = Vec::new();
-        match self.amount {
-            None => errors.push(FieldError::missing("amount")),
-            Some(amount) if !(1..=MAX_GRANT).contains(&amount) => errors.push(FieldError::invalid(
-                "amount",
-                "must be between 1 and 1000000",
-            )),
-            Some(_) => {}
-        }
-        let reason = required_text(&mut errors, "reason", self.reason.as_deref(), 500);
-        check_fields(errors)?;
-        Ok((self.amount.unwrap_or_default(), reason))
-    }
-}
-
 /// Adds live credits to an organization; answers the new live balance.
 async fn grant_live_credits(
     _: Operator,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<GrantBody>,
+    ApiJson(body): ApiJson<CreditGrant>,
 ) -> ApiResult<Json<Value>> {
-    let (amount, reason) = body.validate()?;
+    let grant = body.parse()?;
     find(&state.pool, id).await?;
     let mut tx = state.pool.begin().await?;
     let account = Account {
         organization_id: id,
         livemode: true,
     };
-    let balance = ledger::grant(&mut tx, account, amount, &reason).await?;
+    let balance = ledger::grant(&mut tx, account, grant.amount, &grant.reason).await?;
     tx.commit().await?;
     Ok(Json(
         json!({"organizationId": id, "availableCredits": balance, "livemode": true}),

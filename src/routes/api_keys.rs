@@ -15,7 +15,7 @@ use crate::domain::keys::{generate_key, hash_key, random_id, Scope};
 use crate::error::{check_fields, required_text, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::ledger::Account;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -90,8 +90,8 @@ async fn list(
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE organization_id = $1 AND livemode = $2 ORDER BY created_at DESC, id"
     ))
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(
@@ -165,8 +165,8 @@ async fn create(
     };
     check_fields(errors)?;
     let account = Account {
-        organization_id: auth.organization_id,
-        livemode: auth.livemode,
+        organization_id: auth.tenant.organization_id,
+        livemode: auth.tenant.livemode,
     };
     let mut connection = state.pool.acquire().await?;
     let (id, key) = insert_key(&mut connection, account, &name, &scopes, expires_at).await?;
@@ -191,8 +191,8 @@ async fn revoke(
           RETURNING {KEY_COLUMNS}"
     ))
     .bind(&id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_optional(&state.pool)
     .await?;
     let row = row.ok_or_else(|| ApiError::not_found(ErrorCode::NotFound, "API key"))?;

@@ -19,7 +19,7 @@ use crate::error::{check_fields, ApiResult, ErrorCode, FieldError};
 use crate::extract::{date_param, ApiPath, ApiQuery};
 use crate::routes::departments::{find_department, DepartmentRow};
 use crate::routes::workers::find_worker;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The longest range one request may ask for, both ends included.
 const MAX_DAYS: i64 = 92;

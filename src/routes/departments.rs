@@ -21,7 +21,7 @@ use crate::domain::schedule::{Closure, OpeningHours, RangeText, Schedule};
 use crate::domain::text;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -141,8 +141,8 @@ async fn select_department<'e>(
         "{SELECT_DEPARTMENT} WHERE d.id = $1 AND d.organization_id = $2 AND d.livemode = $3{locking}"
     ))
     .bind(id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_optional(executor)
     .await?
     .ok_or_else(|| ApiError::not_found(ErrorCode::DepartmentNotFound, "Department"))
@@ -156,8 +156,8 @@ async fn list(
     let rows: Vec<DepartmentRow> = sqlx::query_as(&format!(
         "{SELECT_DEPARTMENT} WHERE d.organization_id = $1 AND d.livemode = $2 ORDER BY d.id"
     ))
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(rows.iter().map(DepartmentRow::to_json).collect()))
@@ -382,8 +382,8 @@ async fn create(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          RETURNING id",
     )
-    .bind(auth.organization_id)
-    .bind(auth.livemode);
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode);
     let id: i64 = fields
         .bind_to(query)
         .fetch_one(&state.pool)
@@ -429,8 +429,8 @@ async fn deactivate(
           WHERE id = $1 AND organization_id = $2 AND livemode = $3",
     )
     .bind(id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .execute(&state.pool)
     .await?;
     if updated.rows_affected() == 0 {

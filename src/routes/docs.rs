@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{Map, Value};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The contract, as committed at the repository root.
 pub const SPEC: &str = include_str!("../../openapi.json");

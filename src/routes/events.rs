@@ -11,7 +11,7 @@ use crate::auth::{scope, Authorized};
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::routes::pagination::PageQuery;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::webhooks::EVENT_TYPES;
 
 const RETENTION: &str = "30 days";
@@ -56,8 +56,8 @@ async fn list(
          AND created_at > now() - interval '{RETENTION}'"
     );
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM events WHERE {filter}"))
-        .bind(auth.organization_id)
-        .bind(auth.livemode)
+        .bind(auth.tenant.organization_id)
+        .bind(auth.tenant.livemode)
         .bind(&query.r#type)
         .fetch_one(&state.pool)
         .await?;
@@ -65,8 +65,8 @@ async fn list(
         "SELECT payload FROM events WHERE {filter} ORDER BY created_at DESC, id DESC{}",
         page.limit_clause()
     ))
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .bind(&query.r#type)
     .fetch_all(&state.pool)
     .await?;
@@ -84,8 +84,8 @@ async fn retrieve(
            AND created_at > now() - interval '{RETENTION}'"
     ))
     .bind(&id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_optional(&state.pool)
     .await?;
     payload

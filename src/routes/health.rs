@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::{database, metrics};
 
 pub fn router() -> Router<AppState> {

@@ -13,17 +13,24 @@ pub mod pagination;
 pub mod webhooks;
 pub mod workers;
 
+use aide::axum::ApiRouter;
 use axum::Router;
 
-use crate::startup::AppState;
+use crate::state::AppState;
+
+/// The features whose operations are described in code: the spec's generated part
+/// (see `crate::openapi`). Paths are relative to `/api/v1`.
+pub fn documented() -> ApiRouter<AppState> {
+    ApiRouter::new().merge(credits::router())
+}
 
 pub fn router() -> Router<AppState> {
     let api = Router::new()
+        .merge(Router::from(documented()))
         .merge(admin::router())
         .merge(api_keys::router())
         .merge(appointments::router())
         .merge(availability::router())
-        .merge(credits::router())
         .merge(departments::router())
         .merge(events::router())
         .merge(webhooks::router())

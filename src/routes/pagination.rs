@@ -3,7 +3,12 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use aide::generate::GenContext;
+use aide::openapi::Operation;
+
 use crate::error::{check_fields, ApiResult, ErrorCode, FieldError};
+use crate::extract::QueryParameters;
+use crate::openapi::refer_parameter;
 
 pub const DEFAULT_SIZE: i64 = 50;
 pub const MAX_SIZE: i64 = 100;
@@ -49,6 +54,14 @@ impl PageQuery {
     }
 }
 
+/// The shared `page` and `size` parameters of the spec.
+impl QueryParameters for PageQuery {
+    fn document(_: &mut GenContext, operation: &mut Operation) {
+        refer_parameter(operation, "Page");
+        refer_parameter(operation, "Size");
+    }
+}
+
 impl PageRequest {
     pub fn offset(self) -> i64 {
         self.page * self.size
@@ -60,8 +73,13 @@ impl PageRequest {
         format!(" LIMIT {} OFFSET {}", self.size, self.offset())
     }
 
+    /// How many pages `total` elements fill.
+    pub fn total_pages(self, total: i64) -> i64 {
+        (total + self.size - 1) / self.size
+    }
+
     pub fn respond(self, content: Vec<Value>, total: i64) -> Value {
-        let total_pages = (total + self.size - 1) / self.size;
+        let total_pages = self.total_pages(total);
         json!({
             "content": content,
             "page": self.page,

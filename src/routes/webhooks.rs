@@ -15,7 +15,7 @@ use crate::domain::keys::random_id;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::pagination::PageQuery;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::webhooks::circuit::{CircuitRule, CircuitState};
 use crate::webhooks::guard::check_receiver_url;
 use crate::webhooks::sender::Secrets;
@@ -104,8 +104,8 @@ async fn find(state: &AppState, auth: &ApiKeyAuth, id: &str) -> ApiResult<Webhoo
         "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND organization_id = $2 AND livemode = $3"
     ))
     .bind(id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(not_found)
@@ -220,8 +220,8 @@ async fn create(
          RETURNING {WEBHOOK_COLUMNS}"
     ))
     .bind(random_id("wh"))
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .bind(&fields.url)
     .bind(&fields.events)
     .bind(&fields.description)
@@ -242,8 +242,8 @@ async fn list(
     let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
         "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE organization_id = $1 AND livemode = $2 ORDER BY created_at, id"
     ))
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(
@@ -293,8 +293,8 @@ async fn update(
           RETURNING {WEBHOOK_COLUMNS}"
     ))
     .bind(&id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .bind(&fields.url)
     .bind(&fields.events)
     .bind(&fields.description)
@@ -317,8 +317,8 @@ async fn remove(
         "DELETE FROM webhooks WHERE id = $1 AND organization_id = $2 AND livemode = $3 RETURNING {WEBHOOK_COLUMNS}"
     ))
     .bind(&id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_optional(&state.pool)
     .await?;
     let row = row.ok_or_else(not_found)?;
@@ -371,8 +371,8 @@ async fn rotate_secret(
           RETURNING {WEBHOOK_COLUMNS}"
     ))
     .bind(&id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .bind(ROTATION_OVERLAP.num_seconds() as f64)
     .bind(generate_secret())
     .fetch_optional(&state.pool)

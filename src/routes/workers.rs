@@ -17,7 +17,7 @@ use crate::domain::datetime::format_timestamp;
 use crate::error::{check_fields, required_text, ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiJson, ApiPath};
 use crate::routes::departments::find_department;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The longest worker name, in characters.
 const NAME_MAX: usize = 200;
@@ -80,8 +80,8 @@ pub async fn find_worker<'e>(
     ))
     .bind(worker_id)
     .bind(department_id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_optional(executor)
     .await?
     .ok_or_else(worker_not_found)

@@ -65,7 +65,7 @@ async fn a_panicking_handler_answers_500_in_the_envelope_and_the_connection_stay
         .await
         .unwrap();
     let sender = moncreneau::webhooks::sender::Sender::new(&settings).unwrap();
-    let state = moncreneau::startup::AppState {
+    let state = moncreneau::state::AppState {
         pool,
         settings: std::sync::Arc::new(settings),
         sender,

@@ -445,7 +445,7 @@ async fn a_panic_and_a_timeout_are_counted_and_logged_with_the_status_answered()
         .await
         .unwrap();
     let sender = moncreneau::webhooks::sender::Sender::new(&settings).unwrap();
-    let state = moncreneau::startup::AppState {
+    let state = moncreneau::state::AppState {
         pool,
         settings: Arc::new(settings),
         sender,

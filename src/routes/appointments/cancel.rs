@@ -15,7 +15,7 @@ use crate::events;
 use crate::extract::{ApiPath, OptionalJson};
 use crate::ledger;
 use crate::metrics;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use super::{not_found, AppointmentRow, SELECT_APPOINTMENT};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {

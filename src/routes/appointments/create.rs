@@ -22,13 +22,13 @@ use crate::domain::schedule::{NotOffered, Slot};
 use crate::domain::text::{self, TextError};
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, BODY_LIMIT};
 use crate::idempotency::{self, request_hash, Claim, IdempotencyKey};
 use crate::ledger;
 use crate::metrics;
 use crate::routes::departments::{lock_department, DepartmentRow};
 use crate::routes::workers::bookable_worker;
-use crate::startup::{AppState, BODY_LIMIT};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -402,8 +402,8 @@ async fn book(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          RETURNING id",
     )
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .bind(department.id)
     .bind(worker_id)
     .bind(slot.starts_at)

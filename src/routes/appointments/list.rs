@@ -13,7 +13,7 @@ use crate::domain::status::Status;
 use crate::error::{check_fields, ApiResult, ErrorCode, FieldError};
 use crate::extract::{date_param, ApiQuery};
 use crate::routes::pagination::PageQuery;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,9 +43,9 @@ fn date(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Optio
 fn push_filters(builder: &mut QueryBuilder<'_, Postgres>, auth: &ApiKeyAuth, filters: &Filters) {
     builder
         .push(" WHERE a.organization_id = ")
-        .push_bind(auth.organization_id)
+        .push_bind(auth.tenant.organization_id)
         .push(" AND a.livemode = ")
-        .push_bind(auth.livemode);
+        .push_bind(auth.tenant.livemode);
     if let Some(status) = filters.status {
         builder.push(" AND a.status = ").push_bind(status.as_str());
     }

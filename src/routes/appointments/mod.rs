@@ -21,7 +21,7 @@ use crate::domain::status::Status;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::Subject;
 use crate::extract::ApiPath;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -137,8 +137,8 @@ pub async fn lock_appointment(
         "{SELECT_APPOINTMENT} WHERE a.id = $1 AND a.organization_id = $2 AND a.livemode = $3 FOR UPDATE OF a"
     ))
     .bind(id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_optional(connection)
     .await?
     .ok_or_else(not_found)
@@ -164,8 +164,8 @@ async fn retrieve(
         "{SELECT_APPOINTMENT} WHERE a.id = $1 AND a.organization_id = $2 AND a.livemode = $3"
     ))
     .bind(id)
-    .bind(auth.organization_id)
-    .bind(auth.livemode)
+    .bind(auth.tenant.organization_id)
+    .bind(auth.tenant.livemode)
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(not_found)?;

@@ -18,7 +18,7 @@ use crate::error::{check_fields, ApiResult};
 use crate::events;
 use crate::extract::{ApiJson, ApiPath};
 use crate::routes::departments::lock_department;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

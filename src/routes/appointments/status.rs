@@ -11,7 +11,7 @@ use crate::domain::status::Status;
 use crate::error::ApiResult;
 use crate::events;
 use crate::extract::ApiPath;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Presence confirmed: `CONFIRMED` → `COMPLETED`. No credit moves.
 pub async fn validate(

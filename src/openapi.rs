@@ -1,0 +1,290 @@
+//! The contract document: `openapi.json` is generated, never edited by hand. It is the
+//! hand-written base (`openapi/base.json`: info, servers, tags, security schemes, webhooks, and
+//! the operations and components of features not yet described in code) with the operations and
+//! schemas that aide derives from the typed routes laid over it.
+//!
+//! Regenerate the committed file with `cargo run -- openapi > openapi.json`; a unit test fails
+//! while the committed file differs from what the code generates.
+
+use aide::openapi::{OpenApi, Operation, ReferenceOr, StatusCode};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+use crate::routes;
+
+/// The hand-written part of the contract.
+pub const BASE: &str = include_str!("../openapi/base.json");
+
+/// Where every route of the contract is served.
+const PREFIX: &str = "/api/v1";
+
+/// The whole document, as committed: pretty-printed with two spaces, keys in the order of the
+/// base and of aide's types, a final newline.
+pub fn generate() -> anyhow::Result<String> {
+    let mut document: Json = serde_json::from_str(BASE)?;
+    let generated = Json::of(&documented())?;
+    if let Some(paths) = generated.get("paths") {
+        let target = document.entry("paths");
+        for (path, item) in paths.entries() {
+            let target = target.entry(&format!("{PREFIX}{path}"));
+            for (method, operation) in item.entries() {
+                target.insert(method, operation.clone());
+            }
+        }
+    }
+    if let Some(schemas) = generated.get("components").and_then(|c| c.get("schemas")) {
+        let target = document.entry("components").entry("schemas");
+        for (name, schema) in schemas.entries() {
+            target.insert(name, schema.clone());
+        }
+    }
+    Ok(serde_json::to_string_pretty(&document)? + "\n")
+}
+
+/// The operations and schemas of the routes described in code, with what every one of them
+/// shares added: the request id on each success (and the rate-limit headers where a key is
+/// counted), and the 500 and 503 any request may meet.
+pub fn documented() -> OpenApi {
+    // Each handler's responses are declared in its docs (with their status, such as 201):
+    // none is guessed from its return type.
+    aide::generate::infer_responses(false);
+    let mut api = OpenApi::default();
+    let _ = routes::documented().finish_api(&mut api);
+    for (_, item) in api
+        .paths
+        .iter_mut()
+        .flat_map(|paths| paths.paths.iter_mut())
+    {
+        let ReferenceOr::Item(item) = item else {
+            continue;
+        };
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let counted = !operation.security.is_empty();
+            let responses = operation.responses.get_or_insert_with(Default::default);
+            for (status, response) in responses.responses.iter_mut() {
+                let (StatusCode::Code(200..=299), ReferenceOr::Item(response)) = (status, response)
+                else {
+                    continue;
+                };
+                let mut headers = vec!["X-Request-Id"];
+                if counted {
+                    headers.extend([
+                        "X-RateLimit-Limit",
+                        "X-RateLimit-Remaining",
+                        "X-RateLimit-Reset",
+                    ]);
+                }
+                for name in headers {
+                    response.headers.insert(
+                        name.to_owned(),
+                        ReferenceOr::ref_(&format!("#/components/headers/{name}")),
+                    );
+                }
+            }
+            for (code, name) in [(500, "InternalError"), (503, "ServiceUnavailable")] {
+                responses.responses.insert(
+                    StatusCode::Code(code),
+                    ReferenceOr::ref_(&format!("#/components/responses/{name}")),
+                );
+            }
+            responses.responses.sort_keys();
+        }
+    }
+    api
+}
+
+/// Adds the response of status `code` as a reference to `components/responses/{name}`.
+pub fn refer_response(operation: &mut Operation, code: u16, name: &str) {
+    operation
+        .responses
+        .get_or_insert_with(Default::default)
+        .responses
+        .insert(
+            StatusCode::Code(code),
+            ReferenceOr::ref_(&format!("#/components/responses/{name}")),
+        );
+}
+
+/// Adds the parameter `components/parameters/{name}` by reference.
+pub fn refer_parameter(operation: &mut Operation, name: &str) {
+    operation.parameters.push(ReferenceOr::ref_(&format!(
+        "#/components/parameters/{name}"
+    )));
+}
+
+/// A JSON value whose objects keep their keys in the order read (serde_json's own `Value`
+/// sorts them, which would reorder the whole document).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// A value as serde writes it, in its fields' order.
+    fn of<T: Serialize>(value: &T) -> serde_json::Result<Self> {
+        serde_json::from_str(&serde_json::to_string(value)?)
+    }
+
+    fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn entries(&self) -> &[(String, Json)] {
+        match self {
+            Json::Object(entries) => entries,
+            _ => &[],
+        }
+    }
+
+    /// The value at `key`, an empty object appended first when absent (or when this is not an
+    /// object, which then becomes one).
+    fn entry(&mut self, key: &str) -> &mut Json {
+        if !matches!(self, Json::Object(_)) {
+            *self = Json::Object(Vec::new());
+        }
+        let Json::Object(entries) = self else {
+            unreachable!("made an object above")
+        };
+        let index = match entries.iter().position(|(k, _)| k == key) {
+            Some(index) => index,
+            None => {
+                entries.push((key.to_owned(), Json::Object(Vec::new())));
+                entries.len() - 1
+            }
+        };
+        &mut entries[index].1
+    }
+
+    /// Sets `key`, in place when present, appended otherwise.
+    fn insert(&mut self, key: &str, value: Json) {
+        *self.entry(key) = value;
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => serializer.serialize_unit(),
+            Json::Bool(value) => serializer.serialize_bool(*value),
+            Json::Number(value) => value.serialize(serializer),
+            Json::String(value) => serializer.serialize_str(value),
+            Json::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Json::Object(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    map.serialize_entry(key, value)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Json, E> {
+        Ok(Json::Bool(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Json, E> {
+        Ok(Json::Number(value.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Json, E> {
+        Ok(Json::Number(value.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Json, E> {
+        serde_json::Number::from_f64(value)
+            .map(Json::Number)
+            .ok_or_else(|| E::custom("a number JSON cannot hold"))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Json, E> {
+        Ok(Json::String(value.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Json, E> {
+        Ok(Json::String(value))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut entries = Vec::new();
+        while let Some((key, value)) = map.next_entry()? {
+            entries.push((key, value));
+        }
+        Ok(Json::Object(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed `openapi.json` is what the code generates (compared as JSON values, so
+    /// only a difference of content fails).
+    #[test]
+    fn the_committed_spec_is_the_generated_one() {
+        let generated: serde_json::Value =
+            serde_json::from_str(&generate().expect("the spec generates")).unwrap();
+        let committed: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).unwrap();
+        assert!(
+            generated == committed,
+            "openapi.json differs from what the code generates: \
+             run `cargo run -- openapi > openapi.json` and commit the result"
+        );
+    }
+
+    #[test]
+    fn the_base_alone_is_written_back_byte_for_byte() {
+        let base: Json = serde_json::from_str(BASE).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&base).unwrap() + "\n", BASE);
+    }
+}

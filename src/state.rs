@@ -1,0 +1,21 @@
+//! What every handler and extractor shares. In a module of its own, below `auth`, `routes` and
+//! `startup`, so that none of them depends on another through it.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::rate_limit::Allowances;
+use crate::webhooks::sender::Sender;
+
+/// The state of the router: the pool, the settings, the webhook client, the rate-limit blocks.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    /// The webhook HTTP client (guarded, no redirects), shared with the delivery worker.
+    pub sender: Sender,
+    /// The blocks of rate-limit quota this process reserved.
+    pub allowances: Arc<Allowances>,
+}

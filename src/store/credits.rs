@@ -1,0 +1,139 @@
+//! The credit account of a tenant and its ledger, as read and set by the `/credits` routes
+//! (ledger lines themselves are written by `crate::ledger`).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::error::{ApiError, ApiResult};
+use crate::tenant::Tenant;
+
+/// The balance and threshold of one account.
+pub struct Balance {
+    pub available: i64,
+    pub consumed: i64,
+    pub refunded: i64,
+    pub low_balance_threshold: i64,
+}
+
+/// What a ledger line records.
+#[derive(Debug, Clone, Copy)]
+pub enum Movement {
+    Grant,
+    Consumption,
+    Refund,
+}
+
+impl Movement {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "GRANT" => Some(Self::Grant),
+            "CONSUMPTION" => Some(Self::Consumption),
+            "REFUND" => Some(Self::Refund),
+            _ => None,
+        }
+    }
+}
+
+/// One line of the ledger.
+pub struct Transaction {
+    pub id: i64,
+    pub movement: Movement,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub appointment_id: Option<i64>,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TransactionRow {
+    id: i64,
+    r#type: String,
+    amount: i64,
+    balance_after: i64,
+    appointment_id: Option<i64>,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// The tenant's balance (every tenant has an account from its creation).
+pub async fn balance(pool: &PgPool, tenant: Tenant) -> ApiResult<Balance> {
+    let (available, consumed, refunded, low_balance_threshold): (i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT balance, consumed, refunded, low_balance_threshold FROM credit_accounts
+              WHERE organization_id = $1 AND livemode = $2",
+        )
+        .bind(tenant.organization_id)
+        .bind(tenant.livemode)
+        .fetch_one(pool)
+        .await?;
+    Ok(Balance {
+        available,
+        consumed,
+        refunded,
+        low_balance_threshold,
+    })
+}
+
+/// How many lines the tenant's ledger has.
+pub async fn count_transactions(pool: &PgPool, tenant: Tenant) -> ApiResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM credit_transactions WHERE organization_id = $1 AND livemode = $2",
+    )
+    .bind(tenant.organization_id)
+    .bind(tenant.livemode)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// A page of the tenant's ledger, newest first; `limit_clause` is a checked
+/// ` LIMIT n OFFSET m` (see `PageRequest::limit_clause`).
+pub async fn transactions(
+    pool: &PgPool,
+    tenant: Tenant,
+    limit_clause: &str,
+) -> ApiResult<Vec<Transaction>> {
+    let rows: Vec<TransactionRow> = sqlx::query_as(&format!(
+        "SELECT id, type, amount, balance_after, appointment_id, reason, created_at
+           FROM credit_transactions WHERE organization_id = $1 AND livemode = $2
+          ORDER BY id DESC{limit_clause}"
+    ))
+    .bind(tenant.organization_id)
+    .bind(tenant.livemode)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let movement = Movement::parse(&row.r#type).ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("unknown ledger line type {}", row.r#type))
+            })?;
+            Ok(Transaction {
+                id: row.id,
+                movement,
+                amount: row.amount,
+                balance_after: row.balance_after,
+                appointment_id: row.appointment_id,
+                reason: row.reason,
+                created_at: row.created_at,
+            })
+        })
+        .collect()
+}
+
+/// Sets the balance under which `credits.low` is sent.
+pub async fn set_low_balance_threshold(
+    pool: &PgPool,
+    tenant: Tenant,
+    threshold: i64,
+) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE credit_accounts SET low_balance_threshold = $3
+          WHERE organization_id = $1 AND livemode = $2",
+    )
+    .bind(tenant.organization_id)
+    .bind(tenant.livemode)
+    .bind(threshold)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! One store per aggregate: the only code that holds its SQL. Each call takes the tenant as
+//! one value, so no query can forget half of the `(organization_id, livemode)` filter.
+
+pub mod credits;
