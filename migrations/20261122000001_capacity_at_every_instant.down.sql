@@ -38,17 +38,18 @@ ALTER TABLE departments DROP COLUMN longest_appointment;
 ALTER TABLE appointments DROP CONSTRAINT appointments_at_most_one_day;
 
 -- Filled before the trigger exists, so the appointments kept above a lowered capacity pass.
-ALTER TABLE appointments ADD COLUMN seat INTEGER CONSTRAINT appointments_seat_check CHECK (seat >= 0);
+-- Added with a default, the column costs no rewrite; only the rows whose seat is not 0 (the
+-- second and later appointments of a slot start) are written, then the default goes, as the
+-- lower version had none.
+ALTER TABLE appointments
+    ADD COLUMN seat INTEGER NOT NULL DEFAULT 0 CONSTRAINT appointments_seat_check CHECK (seat >= 0);
 UPDATE appointments a
    SET seat = numbered.seat
-  FROM (SELECT id,
-               CASE WHEN status = 'CANCELLED' THEN 0
-                    ELSE row_number() OVER (PARTITION BY department_id, starts_at, status = 'CANCELLED'
-                                                ORDER BY id) - 1
-               END AS seat
-          FROM appointments) AS numbered
- WHERE a.id = numbered.id;
-ALTER TABLE appointments ALTER COLUMN seat SET NOT NULL;
+  FROM (SELECT id, row_number() OVER (PARTITION BY department_id, starts_at ORDER BY id) - 1 AS seat
+          FROM appointments
+         WHERE status <> 'CANCELLED') AS numbered
+ WHERE a.id = numbered.id AND numbered.seat > 0;
+ALTER TABLE appointments ALTER COLUMN seat DROP DEFAULT;
 CREATE UNIQUE INDEX appointments_seat_key
     ON appointments (department_id, starts_at, seat) WHERE status <> 'CANCELLED';
 
