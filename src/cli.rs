@@ -13,8 +13,20 @@ pub struct Cli {
 pub enum Command {
     /// Create the database if missing, apply migrations, serve the API (the default).
     Serve,
-    /// Apply migrations and exit.
-    Migrate,
+    /// Apply migrations and exit; with --revert, step back instead.
+    ///
+    /// A step back runs the migration's down file in one transaction. A down refuses, exits
+    /// non-zero and changes nothing when it would lose data the lower version cannot hold
+    /// (workers, webhook endpoints, idempotency keys, organizations, or slots above capacity);
+    /// --discard lets it go on and discard them, as each down file and README say.
+    Migrate {
+        /// Revert the last N applied migrations (default 1), newest first, instead of applying.
+        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1")]
+        revert: Option<u32>,
+        /// With --revert: discard what the lower version cannot hold instead of refusing.
+        #[arg(long, requires = "revert")]
+        discard: bool,
+    },
     /// Print the OpenAPI document the code describes (`moncreneau openapi > openapi.json`).
     Openapi,
     /// Operator actions, straight on the database.

@@ -1,9 +1,11 @@
 //! The database: created when missing, migrated at start, reached through one pool.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
@@ -12,7 +14,36 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::metrics::PoolWait;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Every migration of this binary: an up and a down file per version (see README, "Migrations").
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The session setting a down migration reads before discarding what the lower version cannot
+/// hold; without it, such a down refuses (raises) and changes nothing.
+pub const REVERT_DISCARDS_SETTING: &str = "moncreneau.revert_discards";
+
+/// The migrations of this binary up to `version` included: a database migrated by it is at
+/// that version, as one migrated by the release that shipped it. For tests and the benchmark.
+pub fn migrator_up_to(version: i64) -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(
+            MIGRATOR
+                .iter()
+                .filter(|migration| migration.version <= version)
+                .cloned()
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// The versions of this binary's migrations, in order.
+pub fn versions() -> Vec<i64> {
+    MIGRATOR
+        .iter()
+        .filter(|migration| migration.migration_type.is_up_migration())
+        .map(|migration| migration.version)
+        .collect()
+}
 
 /// Connects (waiting at most `database_connect_timeout`), creates the database if it does not
 /// exist, and applies pending migrations.
@@ -33,6 +64,96 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<PgPool> 
         .context("cannot apply migrations")?;
     migrating.close().await.ok();
     Ok(pool(options, settings))
+}
+
+/// Reverts the last `steps` applied migrations, newest first, all in one transaction, and
+/// answers the versions reverted. A down that would lose data the lower version cannot hold
+/// refuses (its error says what and how many) unless `discard` is set; then nothing changed, not
+/// even the steps before it. The bookkeeping is sqlx's own (`Migrator::undo`): run the down file,
+/// delete the version's row, under the migrator's advisory lock.
+pub async fn revert(settings: &Settings, steps: u32, discard: bool) -> anyhow::Result<Vec<i64>> {
+    use sqlx::migrate::Migrate;
+
+    let options = PgConnectOptions::from_str(&settings.database_url)
+        .context("DATABASE_URL is not a valid postgres:// URL")?;
+    let mut connection = options
+        .connect()
+        .await
+        .context("cannot connect to the database")?;
+    connection
+        .lock()
+        .await
+        .context("cannot take the migration lock")?;
+    if let Some(version) = connection.dirty_version().await? {
+        anyhow::bail!("migration {version} is partially applied; repair the database first");
+    }
+    let mut applied: Vec<i64> = connection
+        .list_applied_migrations()
+        .await
+        .context("cannot read the applied migrations (is this database migrated at all?)")?
+        .into_iter()
+        .map(|migration| migration.version)
+        .collect();
+    applied.sort_unstable_by(|a, b| b.cmp(a));
+    let steps = usize::try_from(steps).unwrap_or(usize::MAX);
+    if steps > applied.len() {
+        anyhow::bail!(
+            "cannot revert {steps} migrations: only {} are applied",
+            applied.len()
+        );
+    }
+    let mut downs = Vec::new();
+    for version in applied.iter().take(steps) {
+        let down = MIGRATOR
+            .iter()
+            .find(|m| m.version == *version && m.migration_type.is_down_migration())
+            .with_context(|| {
+                format!("migration {version} has no down file in this binary: revert with the binary that applied it")
+            })?;
+        downs.push(down);
+    }
+    let mut transaction = connection.begin().await?;
+    if discard {
+        // Local to the transaction: it ends with it.
+        sqlx::query("SELECT set_config($1, 'on', true)")
+            .bind(REVERT_DISCARDS_SETTING)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    for down in &downs {
+        sqlx::raw_sql(&down.sql)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| describe_revert_error(down.version, error))?;
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+            .bind(down.version)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    connection.unlock().await.ok();
+    connection.close().await.ok();
+    let reverted: Vec<i64> = downs.iter().map(|down| down.version).collect();
+    for version in &reverted {
+        tracing::info!(version, "migration reverted");
+    }
+    Ok(reverted)
+}
+
+/// The database's own words (message and hint) for a refused down, not only sqlx's summary.
+fn describe_revert_error(version: i64, error: sqlx::Error) -> anyhow::Error {
+    if let sqlx::Error::Database(database) = &error {
+        let hint = database
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .and_then(|pg| pg.hint())
+            .map(|hint| format!(" ({hint})"))
+            .unwrap_or_default();
+        return anyhow::anyhow!(
+            "cannot revert migration {version}, nothing was changed: {}{hint}",
+            database.message()
+        );
+    }
+    anyhow::Error::new(error).context(format!("cannot revert migration {version}"))
 }
 
 /// The request pool. Every wait is bounded, so that a stalled statement, a lock held by a

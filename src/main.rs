@@ -23,9 +23,21 @@ async fn main() -> anyhow::Result<()> {
             application.run_until_stopped().await?;
         }
         Command::Openapi => {}
-        Command::Migrate => {
+        Command::Migrate {
+            revert: None,
+            discard: _,
+        } => {
             database::connect_and_migrate(&settings).await?;
             tracing::info!("migrations applied");
+        }
+        Command::Migrate {
+            revert: Some(steps),
+            discard,
+        } => {
+            let reverted = database::revert(&settings, steps, discard).await?;
+            for version in reverted {
+                println!("reverted {version}");
+            }
         }
         Command::Admin {
             action: AdminAction::CreateOrg { name, live_credits },

@@ -34,10 +34,14 @@ async fn maintenance() -> PgConnection {
         .expect("Postgres is reachable")
 }
 
-/// The name of the template for this set of migrations.
+/// The name of the template for this set of migrations (of their up files: the template is only
+/// ever migrated up, and a renamed up file keeps its checksum, so the name too).
 fn template_name() -> String {
     let mut hash = Sha256::new();
-    for migration in MIGRATOR.iter() {
+    for migration in MIGRATOR
+        .iter()
+        .filter(|migration| migration.migration_type.is_up_migration())
+    {
         hash.update(migration.version.to_le_bytes());
         hash.update(&migration.checksum);
     }
@@ -143,6 +147,21 @@ impl TestDatabase {
             assert!(attempt < 50, "cannot clone the template: {error}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        connection.close().await.ok();
+        Self { name }
+    }
+
+    /// An empty database (no migration applied), for tests that migrate it themselves; named
+    /// and dropped as the others, so one left by an interrupted run is cleaned up too.
+    pub async fn create_empty() -> Self {
+        // The template's creation also drops stale test databases.
+        template().await;
+        let name = format!("mc_test_{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
+        let mut connection = maintenance().await;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut connection)
+            .await
+            .expect("an empty test database");
         connection.close().await.ok();
         Self { name }
     }
@@ -385,6 +404,20 @@ impl TestApp {
         expect_status(response, StatusCode::CREATED).await["id"]
             .as_i64()
             .expect("department id")
+    }
+
+    /// Adds an active staff member named `name` to the department; answers its id.
+    pub async fn create_worker(&self, key: &str, department_id: i64, name: &str) -> i64 {
+        let response = self
+            .post(
+                &format!("/departments/{department_id}/workers"),
+                key,
+                &json!({"name": name}),
+            )
+            .await;
+        expect_status(response, StatusCode::CREATED).await["id"]
+            .as_i64()
+            .expect("a worker id")
     }
 
     pub async fn book(&self, key: &str, department_id: i64, date_time: &str) -> Response {

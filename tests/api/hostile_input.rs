@@ -281,18 +281,7 @@ async fn an_array_is_never_read_as_an_object_at_any_depth() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 2).await;
-    let worker = expect_status(
-        app.post(
-            &format!("/departments/{department}/workers"),
-            &key,
-            &json!({"name": "Dr. Diallo"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
+    let worker = app.create_worker(&key, department, "Dr. Diallo").await;
     let before = app.footprint().await;
     // serde reads a struct from an array of its fields in order; the schemas say object.
     let cases = [

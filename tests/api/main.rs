@@ -20,6 +20,7 @@ mod hostile_input;
 mod hostile_receivers;
 mod idempotency;
 mod metrics;
+mod migrations;
 mod model;
 mod operations;
 mod rate_limits;
