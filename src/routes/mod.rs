@@ -23,6 +23,7 @@ use crate::state::AppState;
 pub fn documented() -> ApiRouter<AppState> {
     ApiRouter::new()
         .merge(api_keys::router())
+        .merge(availability::router())
         .merge(credits::router())
 }
 
@@ -31,7 +32,6 @@ pub fn router() -> Router<AppState> {
         .merge(Router::from(documented()))
         .merge(admin::router())
         .merge(appointments::router())
-        .merge(availability::router())
         .merge(departments::router())
         .merge(events::router())
         .merge(webhooks::router())

@@ -2,4 +2,5 @@
 //! one value, so no query can forget half of the `(organization_id, livemode)` filter.
 
 pub mod api_keys;
+pub mod availability;
 pub mod credits;
