@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::auth::Operator;
+use crate::domain::credits::{CreditGrant, MAX_GRANT};
 use crate::domain::datetime::format_timestamp;
 use crate::domain::keys::Scope;
 use crate::error::{check_fields, required_text, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::ledger::{self, Account};
-use crate::routes::credits::json::{CreditGrant, MAX_GRANT};
 use crate::state::AppState;
 use crate::store::api_keys;
 
