@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::domain::datetime::{parse_date, DateTimeError, SUPPORTED_RANGE};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::json_objects::ObjectsOnly;
-use crate::openapi::refer_response;
+use crate::openapi::{refer_parameter, refer_response};
 
 /// Request bodies larger than this are refused with 413 (the router's body limit; the
 /// extractors' message says the same number).
@@ -306,6 +306,26 @@ where
 
 /// Path parameters; a malformed id is a 400, not axum's plain-text answer.
 pub struct ApiPath<T>(pub T);
+
+/// How a path parameter type is written in the spec: the contract's shared parameter
+/// components (`components/parameters`), so every id reads the same everywhere.
+pub trait PathParameters {
+    fn document(context: &mut GenContext, operation: &mut Operation);
+}
+
+/// An integer id (`{id}`): the shared `IntegerId` parameter.
+impl PathParameters for i64 {
+    fn document(_: &mut GenContext, operation: &mut Operation) {
+        refer_parameter(operation, "IntegerId");
+    }
+}
+
+impl<T: PathParameters> aide::OperationInput for ApiPath<T> {
+    fn operation_input(context: &mut GenContext, operation: &mut Operation) {
+        T::document(context, operation);
+        refer_response(operation, 400, "BadRequest");
+    }
+}
 
 impl<T, S> FromRequestParts<S> for ApiPath<T>
 where

@@ -1,13 +1,15 @@
 //! API keys, their scopes, and the random ids the API hands out.
 
 use rand::distr::{Alphanumeric, SampleString};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Random characters after `mk_test_` / `mk_live_` in a generated key.
 const KEY_SECRET_LEN: usize = 40;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// An API key scope. `api:admin` implies every other scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum Scope {
     #[serde(rename = "appointments:read")]
     AppointmentsRead,

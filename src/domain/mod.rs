@@ -1,6 +1,7 @@
 //! Pure types and rules, free of I/O.
 
 pub mod contact;
+pub mod credits;
 pub mod datetime;
 pub mod keys;
 pub mod load;

@@ -12,14 +12,14 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::auth::Operator;
+use crate::domain::credits::{CreditGrant, MAX_GRANT};
 use crate::domain::datetime::format_timestamp;
 use crate::domain::keys::Scope;
 use crate::error::{check_fields, required_text, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::ledger::{self, Account};
-use crate::routes::api_keys::insert_key;
-use crate::routes::credits::json::{CreditGrant, MAX_GRANT};
 use crate::state::AppState;
+use crate::store::api_keys;
 
 /// Test credits every new organization starts with.
 pub const INITIAL_TEST_CREDITS: i64 = 100;
@@ -80,7 +80,7 @@ pub async fn create_organization(pool: &PgPool, name: &str, live_credits: i64) -
             INITIAL_TEST_CREDITS
         };
         ledger::open(&mut tx, account, initial, "Initial credits").await?;
-        let (key_id, key) = insert_key(
+        let issued = api_keys::issue(
             &mut tx,
             account,
             "Default admin key",
@@ -89,8 +89,8 @@ pub async fn create_organization(pool: &PgPool, name: &str, live_credits: i64) -
         )
         .await?;
         keys.push(json!({
-            "id": key_id,
-            "key": key,
+            "id": issued.key.id,
+            "key": issued.clear,
             "mode": if livemode { "live" } else { "test" },
             "scopes": [Scope::ApiAdmin.as_str()],
         }));

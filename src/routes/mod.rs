@@ -21,16 +21,17 @@ use crate::state::AppState;
 /// The features whose operations are described in code: the spec's generated part
 /// (see `crate::openapi`). Paths are relative to `/api/v1`.
 pub fn documented() -> ApiRouter<AppState> {
-    ApiRouter::new().merge(credits::router())
+    ApiRouter::new()
+        .merge(api_keys::router())
+        .merge(availability::router())
+        .merge(credits::router())
 }
 
 pub fn router() -> Router<AppState> {
     let api = Router::new()
         .merge(Router::from(documented()))
         .merge(admin::router())
-        .merge(api_keys::router())
         .merge(appointments::router())
-        .merge(availability::router())
         .merge(departments::router())
         .merge(events::router())
         .merge(webhooks::router())

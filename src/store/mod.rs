@@ -1,4 +1,6 @@
 //! One store per aggregate: the only code that holds its SQL. Each call takes the tenant as
 //! one value, so no query can forget half of the `(organization_id, livemode)` filter.
 
+pub mod api_keys;
+pub mod availability;
 pub mod credits;

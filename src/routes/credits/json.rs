@@ -1,16 +1,13 @@
 //! The shapes of `/credits` on the wire, in their fields' order. The schemas of openapi.json
-//! (`Credits`, `CreditTransaction`, `CreditTransactionPage`, `CreditGrant`, `CreditSettings`)
-//! are derived from these types.
+//! (`Credits`, `CreditTransaction`, `CreditTransactionPage`, `CreditSettings`) are derived
+//! from these types; `CreditGrant`, shared with the operator's grant, is in `domain::credits`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::datetime::format_timestamp;
-use crate::error::{check_fields, required_text, ApiError, ApiResult, FieldError};
+use crate::error::{check_fields, ApiError, ApiResult, FieldError};
 use crate::store::credits::{Balance, Movement, Transaction};
-
-/// The largest grant, test or live.
-pub const MAX_GRANT: i64 = 1_000_000;
 
 /// The credit balance of the caller's organization in the caller's mode.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -133,53 +130,6 @@ pub struct CreditTransactionPage {
     #[schemars(range(min = 0))]
     pub total_pages: i64,
     pub last: bool,
-}
-
-/// A grant of credits, as sent (test grants here, live ones by the operator).
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(example = CreditGrant::example())]
-pub struct CreditGrant {
-    // Optional in Rust so that a missing field is named in the 400 (the schema says required).
-    #[schemars(with = "i64", range(min = 1, max = 1_000_000))]
-    pub amount: Option<i64>,
-    /// 1 to 500 characters after trimming.
-    #[schemars(with = "String", length(min = 1, max = 500))]
-    pub reason: Option<String>,
-}
-
-/// A valid grant.
-pub struct Grant {
-    pub amount: i64,
-    pub reason: String,
-}
-
-impl CreditGrant {
-    /// The grant, or a 400 naming every bad field.
-    pub fn parse(self) -> ApiResult<Grant> {
-        let mut errors = Vec::new();
-        match self.amount {
-            None => errors.push(FieldError::missing("amount")),
-            Some(amount) if !(1..=MAX_GRANT).contains(&amount) => errors.push(FieldError::invalid(
-                "amount",
-                "must be between 1 and 1000000",
-            )),
-            Some(_) => {}
-        }
-        let reason = required_text(&mut errors, "reason", self.reason.as_deref(), 500);
-        check_fields(errors)?;
-        Ok(Grant {
-            amount: self.amount.unwrap_or_default(),
-            reason,
-        })
-    }
-
-    fn example() -> Self {
-        Self {
-            amount: Some(50),
-            reason: Some("Sandbox refill".to_owned()),
-        }
-    }
 }
 
 /// The settings of the credit account, as sent.

@@ -9,8 +9,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use self::json::{CreditGrant, CreditSettings, CreditTransaction, CreditTransactionPage, Credits};
+use self::json::{CreditSettings, CreditTransaction, CreditTransactionPage, Credits};
 use crate::auth::{scope, Authorized};
+use crate::domain::credits::CreditGrant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::ledger;
