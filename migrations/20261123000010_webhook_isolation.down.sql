@@ -43,6 +43,7 @@ SELECT id, due_at, waited_for
 
 DROP TRIGGER webhook_deliveries_wake_workers ON webhook_deliveries;
 DROP FUNCTION webhook_deliveries_wake_workers();
+DROP INDEX webhook_deliveries_in_flight_idx;
 DROP INDEX webhook_deliveries_endpoint_queue_idx;
 ALTER TABLE webhook_attempts DROP COLUMN due_at, DROP COLUMN waited_for;
 ALTER TABLE webhooks

@@ -16,10 +16,13 @@ ALTER TABLE webhook_attempts
     ADD COLUMN due_at     TIMESTAMPTZ,
     ADD COLUMN waited_for TEXT CHECK (waited_for IN ('CIRCUIT_OPEN'));
 
--- The claim walks one endpoint's due deliveries in creation order, and counts its attempts in
--- flight.
+-- The claim walks one endpoint's due deliveries in creation order.
 CREATE INDEX webhook_deliveries_endpoint_queue_idx
     ON webhook_deliveries (webhook_id, created_at, id) WHERE status = 'PENDING';
+-- The attempts in flight (a lease taken and not yet given back), counted at every claim: a few
+-- rows, whatever the length of the queues.
+CREATE INDEX webhook_deliveries_in_flight_idx
+    ON webhook_deliveries (webhook_id) WHERE status = 'PENDING' AND locked_until IS NOT NULL;
 
 -- A delivery due now (a new one, or one queued again by hand) wakes the workers when its
 -- transaction commits; NOTIFY folds the notices of one transaction into one.

@@ -76,23 +76,26 @@ struct Claim {
 /// in flight. The endpoints' rows are locked (skipping those another process is claiming), so
 /// the per-endpoint share holds over every process.
 const CLAIM: &str = "
-    WITH due_endpoints AS (
-        SELECT DISTINCT d.webhook_id FROM webhook_deliveries d
-         WHERE d.status = 'PENDING' AND d.next_attempt_at <= now()
-           AND (d.locked_until IS NULL OR d.locked_until < now())
-    ), endpoints AS (
+    WITH endpoints AS (
+        -- One probe per endpoint into its queue (the partial index by endpoint), so a claim
+        -- costs the number of endpoints, not the length of a dead endpoint's backlog.
         SELECT w.id, w.organization_id, w.livemode, w.consecutive_failures >= $3 AS probing
-          FROM webhooks w JOIN due_endpoints de ON de.webhook_id = w.id
-         WHERE w.circuit_open_until IS NULL OR w.circuit_open_until <= now()
+          FROM webhooks w
+         WHERE (w.circuit_open_until IS NULL OR w.circuit_open_until <= now())
+           AND EXISTS (SELECT 1 FROM webhook_deliveries d
+                        WHERE d.webhook_id = w.id AND d.status = 'PENDING' AND d.next_attempt_at <= now()
+                          AND (d.locked_until IS NULL OR d.locked_until < now()))
          FOR UPDATE OF w SKIP LOCKED
     ), room AS (
         SELECT e.id, e.probing, LEAST(
                    CASE WHEN e.probing THEN 1 ELSE $4 END
                    - (SELECT count(*) FROM webhook_deliveries f
-                       WHERE f.webhook_id = e.id AND f.status = 'PENDING' AND f.locked_until >= now()),
+                       WHERE f.webhook_id = e.id AND f.status = 'PENDING'
+                         AND f.locked_until IS NOT NULL AND f.locked_until >= now()),
                    $5 - (SELECT count(*) FROM webhook_deliveries f JOIN webhooks fw ON fw.id = f.webhook_id
                           WHERE fw.organization_id = e.organization_id AND fw.livemode = e.livemode
-                            AND f.status = 'PENDING' AND f.locked_until >= now())
+                            AND f.status = 'PENDING' AND f.locked_until IS NOT NULL
+                            AND f.locked_until >= now())
                ) AS room
           FROM endpoints e
     ), picked AS (
