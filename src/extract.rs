@@ -320,6 +320,14 @@ impl PathParameters for i64 {
     }
 }
 
+/// Two parameters (`{id}` then a second one), in their order in the path.
+impl<A: PathParameters, B: PathParameters> PathParameters for (A, B) {
+    fn document(context: &mut GenContext, operation: &mut Operation) {
+        A::document(context, operation);
+        B::document(context, operation);
+    }
+}
+
 impl<T: PathParameters> aide::OperationInput for ApiPath<T> {
     fn operation_input(context: &mut GenContext, operation: &mut Operation) {
         T::document(context, operation);

@@ -25,6 +25,8 @@ pub fn documented() -> ApiRouter<AppState> {
         .merge(api_keys::router())
         .merge(availability::router())
         .merge(credits::router())
+        .merge(departments::router())
+        .merge(workers::router())
 }
 
 pub fn router() -> Router<AppState> {
@@ -32,10 +34,8 @@ pub fn router() -> Router<AppState> {
         .merge(Router::from(documented()))
         .merge(admin::router())
         .merge(appointments::router())
-        .merge(departments::router())
         .merge(events::router())
         .merge(webhooks::router())
-        .merge(workers::router())
         .merge(docs::router())
         .merge(health::router());
     Router::new()

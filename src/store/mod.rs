@@ -4,3 +4,5 @@
 pub mod api_keys;
 pub mod availability;
 pub mod credits;
+pub mod departments;
+pub mod workers;

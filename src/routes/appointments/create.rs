@@ -26,9 +26,9 @@ use crate::extract::{ApiJson, BODY_LIMIT};
 use crate::idempotency::{self, request_hash, Claim, IdempotencyKey};
 use crate::ledger;
 use crate::metrics;
-use crate::routes::departments::{lock_department, DepartmentRow};
-use crate::routes::workers::bookable_worker;
 use crate::state::AppState;
+use crate::store::departments::{lock_department, Department};
+use crate::store::workers::bookable_worker;
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -175,10 +175,7 @@ pub(super) fn requested_start(text: &str, timezone: Tz) -> ApiResult<DateTime<Ut
 }
 
 /// The slot a booking of `department` at `starts_at` takes now, or why not.
-pub(super) fn offered_slot(
-    department: &DepartmentRow,
-    starts_at: DateTime<Utc>,
-) -> ApiResult<Slot> {
+pub(super) fn offered_slot(department: &Department, starts_at: DateTime<Utc>) -> ApiResult<Slot> {
     if !department.is_active {
         return Err(ApiError::new(
             ErrorCode::DepartmentInactive,
@@ -199,11 +196,11 @@ pub(super) fn offered_slot(
 /// optional; a named one must be an active worker of that department (see [`bookable_worker`]).
 pub(super) async fn checked_worker(
     connection: &mut PgConnection,
-    department: &DepartmentRow,
+    department: &Department,
     worker_id: Option<i64>,
 ) -> ApiResult<Option<i64>> {
     match worker_id {
-        Some(id) => bookable_worker(connection, department.id, id)
+        Some(id) => bookable_worker(connection, department.tenant(), department.id, id)
             .await
             .map(Some),
         None if department.show_admins_in_booking => {
@@ -389,7 +386,7 @@ async fn book(
     state: &AppState,
     booking: &NewBooking,
 ) -> ApiResult<Vec<u8>> {
-    let department = lock_department(&mut *connection, auth, booking.department_id).await?;
+    let department = lock_department(&mut *connection, auth.tenant, booking.department_id).await?;
     let starts_at = requested_start(&booking.date_time, department.tz()?)?;
     let worker_id = checked_worker(&mut *connection, &department, booking.worker_id).await?;
     let slot = offered_slot(&department, starts_at)?;

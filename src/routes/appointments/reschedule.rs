@@ -17,8 +17,8 @@ use crate::domain::status::Status;
 use crate::error::{check_fields, ApiResult};
 use crate::events;
 use crate::extract::{ApiJson, ApiPath};
-use crate::routes::departments::lock_department;
 use crate::state::AppState;
+use crate::store::departments::lock_department;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -73,7 +73,7 @@ pub async fn reschedule(
     let new_worker = body.worker_id.filter(|id| Some(*id) != current.worker_id);
     let mut worker_id = current.worker_id;
     if body.date_time.is_some() || new_worker.is_some() {
-        let department = lock_department(&mut tx, &auth, current.department_id).await?;
+        let department = lock_department(&mut tx, auth.tenant, current.department_id).await?;
         if let Some(text) = &body.date_time {
             let starts_at = requested_start(text, department.tz()?)?;
             if starts_at != current.starts_at {

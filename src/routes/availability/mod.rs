@@ -23,10 +23,10 @@ use crate::domain::staff::Staff;
 use crate::error::ApiResult;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::openapi::refer_response;
-use crate::routes::departments::find_department;
-use crate::routes::workers::find_worker;
 use crate::state::AppState;
 use crate::store::availability as store;
+use crate::store::departments::find_department;
+use crate::store::workers::find_worker;
 use crate::tenant::Tenant;
 
 pub fn router() -> ApiRouter<AppState> {
@@ -53,12 +53,12 @@ async fn availability(
     ApiQuery(query): ApiQuery<AvailabilityQuery>,
 ) -> ApiResult<Json<Availability>> {
     let request = query.parse()?;
-    let department = find_department(&state.pool, &auth, id).await?;
+    let department = find_department(&state.pool, auth.tenant, id).await?;
     let (booker, open) = match request.worker_id {
         // An unknown worker is the 404 that POST answers; an inactive one, like an inactive
         // department, lists nothing, since POST refuses every slot of it.
         Some(worker_id) => {
-            let worker = find_worker(&state.pool, &auth, department.id, worker_id).await?;
+            let worker = find_worker(&state.pool, auth.tenant, department.id, worker_id).await?;
             (Booker::OneOf(vec![worker.id]), worker.is_active)
         }
         None if department.show_admins_in_booking => (
