@@ -26,6 +26,7 @@ pub fn documented() -> ApiRouter<AppState> {
         .merge(availability::router())
         .merge(credits::router())
         .merge(departments::router())
+        .merge(events::router())
         .merge(workers::router())
 }
 
@@ -34,7 +35,6 @@ pub fn router() -> Router<AppState> {
         .merge(Router::from(documented()))
         .merge(admin::router())
         .merge(appointments::router())
-        .merge(events::router())
         .merge(webhooks::router())
         .merge(docs::router())
         .merge(health::router());

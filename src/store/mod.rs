@@ -5,4 +5,5 @@ pub mod api_keys;
 pub mod availability;
 pub mod credits;
 pub mod departments;
+pub mod events;
 pub mod workers;
