@@ -145,16 +145,15 @@ impl<'de> MapAccess<'de> for Members<'_> {
     }
 }
 
-/// Reads `value` as a `T`, structs from objects only.
-pub fn from_value<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, Error> {
-    T::deserialize(ObjectsOnly(value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde::Deserialize;
     use serde_json::json;
+
+    fn from_value<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, Error> {
+        T::deserialize(ObjectsOnly(value))
+    }
 
     #[derive(Debug, PartialEq, Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -6,7 +6,7 @@
 //! Regenerate the committed file with `cargo run -- openapi > openapi.json`; a unit test fails
 //! while the committed file differs from what the code generates.
 
-use aide::openapi::{OpenApi, Operation, ReferenceOr, StatusCode};
+use aide::openapi::{Link, LinkOperation, OpenApi, Operation, ReferenceOr, StatusCode};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
@@ -110,6 +110,26 @@ pub fn refer_response(operation: &mut Operation, code: u16, name: &str) {
             StatusCode::Code(code),
             ReferenceOr::ref_(&format!("#/components/responses/{name}")),
         );
+}
+
+/// A link to the operation `operation_id`, filling its `parameters` (name, runtime expression
+/// such as `$response.body#/id`) and, when given, its request body.
+pub fn link(
+    operation_id: &str,
+    parameters: &[(&str, &str)],
+    request_body: Option<serde_json::Value>,
+) -> ReferenceOr<Link> {
+    ReferenceOr::Item(Link {
+        description: None,
+        operation: LinkOperation::OperationId(operation_id.to_owned()),
+        request_body,
+        parameters: parameters
+            .iter()
+            .map(|(name, expression)| ((*name).to_owned(), (*expression).into()))
+            .collect(),
+        server: None,
+        extensions: Default::default(),
+    })
 }
 
 /// Adds the parameter `components/parameters/{name}` by reference.

@@ -88,19 +88,18 @@ impl Allowances {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         blocks.retain(|_, block| block.window >= window);
-        let block = blocks.entry(key_id.to_owned()).or_insert(Block {
-            window,
-            reserved,
-            left: 0,
-        });
-        if block.window != window {
-            block.left = 0;
-        }
-        *block = Block {
-            window,
-            reserved,
-            left: block.left + granted,
-        };
+        let left = blocks
+            .get(key_id)
+            .filter(|block| block.window == window)
+            .map_or(0, |block| block.left);
+        blocks.insert(
+            key_id.to_owned(),
+            Block {
+                window,
+                reserved,
+                left: left + granted,
+            },
+        );
     }
 }
 

@@ -4,7 +4,6 @@ pub mod json;
 
 use aide::axum::routing::{delete_with, get_with};
 use aide::axum::ApiRouter;
-use aide::openapi::{Link, LinkOperation, ReferenceOr};
 use aide::transform::{TransformOperation, TransformResponse};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,7 +14,7 @@ use self::json::{ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyId, ApiKeyList};
 use crate::auth::{scope, Authorized};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiJson, ApiPath};
-use crate::openapi::refer_response;
+use crate::openapi::{link, refer_response};
 use crate::state::AppState;
 use crate::store::api_keys as store;
 
@@ -88,16 +87,7 @@ fn link_to_revoke(
 ) -> TransformResponse<ApiKeyCreated> {
     response.inner().links.insert(
         "RevokeApiKey".to_owned(),
-        ReferenceOr::Item(Link {
-            description: None,
-            operation: LinkOperation::OperationId("revokeApiKey".to_owned()),
-            request_body: None,
-            parameters: [("id".to_owned(), "$response.body#/id".into())]
-                .into_iter()
-                .collect(),
-            server: None,
-            extensions: Default::default(),
-        }),
+        link("revokeApiKey", &[("id", "$response.body#/id")], None),
     );
     response
 }

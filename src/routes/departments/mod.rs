@@ -4,7 +4,6 @@ pub mod json;
 
 use aide::axum::routing::get_with;
 use aide::axum::ApiRouter;
-use aide::openapi::{Link, LinkOperation, ReferenceOr};
 use aide::transform::{TransformOperation, TransformResponse};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,7 +14,7 @@ use self::json::{Department, DepartmentCreate, DepartmentUpdate};
 use crate::auth::{scope, Authorized};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath};
-use crate::openapi::refer_response;
+use crate::openapi::{link, refer_response};
 use crate::state::AppState;
 use crate::store::departments::{self as store, Fields};
 
@@ -101,18 +100,6 @@ fn create_docs(op: TransformOperation) -> TransformOperation {
 
 /// What the created department's id leads to: itself, its slots, a booking into it.
 fn links_of_created(mut response: TransformResponse<Department>) -> TransformResponse<Department> {
-    let by_id = |operation: &str| {
-        ReferenceOr::Item(Link {
-            description: None,
-            operation: LinkOperation::OperationId(operation.to_owned()),
-            request_body: None,
-            parameters: [("id".to_owned(), "$response.body#/id".into())]
-                .into_iter()
-                .collect(),
-            server: None,
-            extensions: Default::default(),
-        })
-    };
     let booking: serde_json::Map<String, Value> = [
         ("departmentId", "$response.body#/id"),
         ("dateTime", "2030-01-07T10:00:00"),
@@ -128,18 +115,14 @@ fn links_of_created(mut response: TransformResponse<Department>) -> TransformRes
         ("DeactivateDepartment", "deactivateDepartment"),
         ("GetAvailability", "getAvailability"),
     ] {
-        links.insert(name.to_owned(), by_id(operation));
+        links.insert(
+            name.to_owned(),
+            link(operation, &[("id", "$response.body#/id")], None),
+        );
     }
     links.insert(
         "CreateAppointment".to_owned(),
-        ReferenceOr::Item(Link {
-            description: None,
-            operation: LinkOperation::OperationId("createAppointment".to_owned()),
-            request_body: Some(Value::Object(booking)),
-            parameters: Default::default(),
-            server: None,
-            extensions: Default::default(),
-        }),
+        link("createAppointment", &[], Some(Value::Object(booking))),
     );
     response
 }

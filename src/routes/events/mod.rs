@@ -5,7 +5,6 @@ pub mod json;
 
 use aide::axum::routing::get_with;
 use aide::axum::ApiRouter;
-use aide::openapi::{Link, LinkOperation, ReferenceOr};
 use aide::transform::{TransformOperation, TransformResponse};
 use axum::extract::State;
 use axum::Json;
@@ -14,7 +13,7 @@ use self::json::{Event, EventId, EventPage, EventsQuery};
 use crate::auth::{scope, Authorized};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::openapi::refer_response;
+use crate::openapi::{link, refer_response};
 use crate::state::AppState;
 use crate::store::events as store;
 
@@ -54,16 +53,7 @@ fn list_docs(op: TransformOperation) -> TransformOperation {
 fn link_to_first(mut response: TransformResponse<EventPage>) -> TransformResponse<EventPage> {
     response.inner().links.insert(
         "GetEvent".to_owned(),
-        ReferenceOr::Item(Link {
-            description: None,
-            operation: LinkOperation::OperationId("getEvent".to_owned()),
-            request_body: None,
-            parameters: [("id".to_owned(), "$response.body#/content/0/id".into())]
-                .into_iter()
-                .collect(),
-            server: None,
-            extensions: Default::default(),
-        }),
+        link("getEvent", &[("id", "$response.body#/content/0/id")], None),
     );
     response
 }
