@@ -139,13 +139,12 @@ async fn select<'e>(
 }
 
 /// Re-reads an appointment inside the transaction that changed it.
-async fn reload(connection: &mut PgConnection, id: i64) -> ApiResult<AppointmentRow> {
-    Ok(
-        sqlx::query_as(&format!("{SELECT_APPOINTMENT} WHERE a.id = $1"))
-            .bind(id)
-            .fetch_one(connection)
-            .await?,
-    )
+async fn reload(
+    connection: &mut PgConnection,
+    tenant: Tenant,
+    id: i64,
+) -> ApiResult<AppointmentRow> {
+    select(connection, tenant, id, "").await
 }
 
 /// Appointment `id` of any tenant: a check-in is proven by the appointment's token, not by a
@@ -353,7 +352,7 @@ pub async fn book(
     .map_err(booking_conflict)?;
 
     ledger::consume(&mut *connection, tenant, id).await?;
-    let appointment = reload(&mut *connection, id).await?;
+    let appointment = reload(&mut *connection, tenant, id).await?;
     let data = describe(&appointment)?;
     events::record(
         &mut *connection,
@@ -403,6 +402,7 @@ impl Placement {
 /// event whose `data` `describe` makes of the updated appointment.
 pub async fn update(
     connection: &mut PgConnection,
+    tenant: Tenant,
     id: i64,
     placement: &Placement,
     describe: impl FnOnce(&AppointmentRow) -> ApiResult<Value>,
@@ -412,7 +412,7 @@ pub async fn update(
             SET starts_at = $2, ends_at = $3, local_starts_at = $4, timezone = $5,
                 name = $6, phone = $7, email = $8, notes = $9, metadata = $10, worker_id = $11,
                 sequence = sequence + 1, updated_at = now()
-          WHERE id = $1",
+          WHERE id = $1 AND organization_id = $12 AND livemode = $13",
     )
     .bind(id)
     .bind(placement.starts_at)
@@ -425,10 +425,19 @@ pub async fn update(
     .bind(&placement.notes)
     .bind(SqlJson(&placement.metadata))
     .bind(placement.worker_id)
+    .bind(tenant.organization_id)
+    .bind(tenant.livemode)
     .execute(&mut *connection)
     .await
     .map_err(booking_conflict)?;
-    recorded(connection, id, events::APPOINTMENT_UPDATED, describe).await
+    recorded(
+        connection,
+        tenant,
+        id,
+        events::APPOINTMENT_UPDATED,
+        describe,
+    )
+    .await
 }
 
 /// Cancels appointment `id` (locked by the caller) on behalf of the API key `key_id`, refunding
@@ -446,46 +455,60 @@ pub async fn cancel(
         "UPDATE appointments
             SET status = 'CANCELLED', cancelled_at = now(), cancelled_by = $2, cancel_reason = $3,
                 sequence = sequence + 1, updated_at = now()
-          WHERE id = $1",
+          WHERE id = $1 AND organization_id = $4 AND livemode = $5",
     )
     .bind(id)
     .bind(key_id)
     .bind(reason)
+    .bind(tenant.organization_id)
+    .bind(tenant.livemode)
     .execute(&mut *connection)
     .await?;
     if refund {
         ledger::refund(&mut *connection, tenant, id).await?;
     }
-    recorded(connection, id, events::APPOINTMENT_CANCELLED, describe).await
+    recorded(
+        connection,
+        tenant,
+        id,
+        events::APPOINTMENT_CANCELLED,
+        describe,
+    )
+    .await
 }
 
 /// Sets how a visit ended (`next`) on appointment `id` (locked by the caller); records
 /// `event_type`.
 pub async fn conclude(
     connection: &mut PgConnection,
+    tenant: Tenant,
     id: i64,
     next: Status,
     event_type: &str,
     describe: impl FnOnce(&AppointmentRow) -> ApiResult<Value>,
 ) -> ApiResult<AppointmentRow> {
     sqlx::query(
-        "UPDATE appointments SET status = $2, sequence = sequence + 1, updated_at = now() WHERE id = $1",
+        "UPDATE appointments SET status = $2, sequence = sequence + 1, updated_at = now()
+          WHERE id = $1 AND organization_id = $3 AND livemode = $4",
     )
     .bind(id)
     .bind(next)
+    .bind(tenant.organization_id)
+    .bind(tenant.livemode)
     .execute(&mut *connection)
     .await?;
-    recorded(connection, id, event_type, describe).await
+    recorded(connection, tenant, id, event_type, describe).await
 }
 
 /// The appointment `id` as just changed, with its event recorded.
 async fn recorded(
     connection: &mut PgConnection,
+    tenant: Tenant,
     id: i64,
     event_type: &str,
     describe: impl FnOnce(&AppointmentRow) -> ApiResult<Value>,
 ) -> ApiResult<AppointmentRow> {
-    let appointment = reload(&mut *connection, id).await?;
+    let appointment = reload(&mut *connection, tenant, id).await?;
     let data = describe(&appointment)?;
     events::record(connection, &appointment.subject(), event_type, data).await?;
     Ok(appointment)

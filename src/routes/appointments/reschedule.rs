@@ -91,7 +91,7 @@ pub async fn reschedule(
     if changes.is_empty() {
         return Ok(Json(Appointment::new(&current, public_url)));
     }
-    let updated = store::update(&mut tx, id, &next, |row| {
+    let updated = store::update(&mut tx, auth.tenant, id, &next, |row| {
         let mut event = AppointmentEvent::of(Appointment::new(row, public_url));
         event.changes = Some(changes);
         event.to_data()

@@ -83,7 +83,7 @@ async fn conclude(
     if !appointment.status.can_become(next) {
         return Err(invalid_transition(appointment.status, next));
     }
-    let concluded = store::conclude(&mut tx, id, next, event_type, |row| {
+    let concluded = store::conclude(&mut tx, tenant, id, next, event_type, |row| {
         AppointmentEvent::of(Appointment::new(row, public_url)).to_data()
     })
     .await?;
