@@ -37,6 +37,16 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// In the spec: the contract's shared `Idempotency-Key` header parameter.
+impl aide::OperationInput for IdempotencyKey {
+    fn operation_input(
+        _: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) {
+        crate::openapi::refer_parameter(operation, "Idempotency-Key");
+    }
+}
+
 /// A fingerprint of the request a key was first used with.
 pub fn request_hash(parts: &[&[u8]]) -> Vec<u8> {
     let mut hash = Sha256::new();

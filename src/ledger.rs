@@ -2,7 +2,8 @@
 //! the account, whose CHECK refuses a negative balance), so the balance is always the ledger's
 //! sum; the unique indexes allow one consumption and one refund per appointment.
 
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode};
@@ -72,22 +73,53 @@ pub async fn consume(
     .bind(account.livemode)
     .fetch_one(&mut *connection)
     .await?;
-    let before = after + 1;
     let subject = Subject {
         organization_id: account.organization_id,
         livemode: account.livemode,
         appointment: None,
     };
-    let data = json!({"object": {
-        "availableCredits": after, "lowBalanceThreshold": threshold, "livemode": account.livemode,
-    }});
-    if before > threshold && after <= threshold {
-        events::record(connection, &subject, events::CREDITS_LOW, data.clone()).await?;
-    }
-    if after == 0 {
-        events::record(connection, &subject, events::CREDITS_DEPLETED, data).await?;
+    let data = CreditsEvent {
+        object: CreditsEventObject {
+            available_credits: after,
+            low_balance_threshold: threshold,
+            livemode: account.livemode,
+        },
+    };
+    let data = serde_json::to_value(&data).map_err(ApiError::internal)?;
+    for event_type in balance_events(after.saturating_add(1), after, threshold) {
+        events::record(connection, &subject, event_type, data.clone()).await?;
     }
     Ok(after)
+}
+
+/// The `data` of `credits.low` and `credits.depleted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreditsEvent {
+    pub object: CreditsEventObject,
+}
+
+/// The `data.object` of `credits.low` and `credits.depleted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditsEventObject {
+    /// The balance after the booking that triggered the event.
+    pub available_credits: i64,
+    pub low_balance_threshold: i64,
+    pub livemode: bool,
+}
+
+/// The events a change of balance from `before` to `after` announces: `credits.low` when it
+/// crosses the threshold downwards (from above it to at or below it), then `credits.depleted`
+/// when it reaches 0 from above.
+pub fn balance_events(before: i64, after: i64, threshold: i64) -> Vec<&'static str> {
+    let mut kinds = Vec::new();
+    if before > threshold && after <= threshold {
+        kinds.push(events::CREDITS_LOW);
+    }
+    if before > 0 && after == 0 {
+        kinds.push(events::CREDITS_DEPLETED);
+    }
+    kinds
 }
 
 /// Gives back the credit of a cancelled appointment; at most once per appointment.
@@ -125,4 +157,48 @@ pub async fn open(
         grant(connection, account, initial, reason).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crossing_the_threshold_downwards_is_announced_once() {
+        assert_eq!(balance_events(11, 10, 10), [events::CREDITS_LOW]);
+        assert_eq!(
+            balance_events(10, 9, 10),
+            Vec::<&str>::new(),
+            "already below"
+        );
+        assert_eq!(
+            balance_events(12, 11, 10),
+            Vec::<&str>::new(),
+            "still above"
+        );
+    }
+
+    #[test]
+    fn reaching_zero_is_depleted_and_may_also_be_low() {
+        assert_eq!(balance_events(2, 1, 0), Vec::<&str>::new());
+        assert_eq!(
+            balance_events(1, 0, 0),
+            [events::CREDITS_LOW, events::CREDITS_DEPLETED]
+        );
+        assert_eq!(balance_events(1, 0, 5), [events::CREDITS_DEPLETED]);
+    }
+
+    #[test]
+    fn the_credits_event_object_keeps_the_contract_names() {
+        let object = CreditsEventObject {
+            available_credits: 3,
+            low_balance_threshold: 5,
+            livemode: true,
+        };
+        let text = serde_json::to_string(&CreditsEvent { object }).unwrap();
+        assert_eq!(
+            text,
+            r#"{"object":{"availableCredits":3,"lowBalanceThreshold":5,"livemode":true}}"#
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Pure types and rules, free of I/O.
 
+pub mod appointment;
 pub mod contact;
 pub mod credits;
 pub mod datetime;

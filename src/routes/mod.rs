@@ -23,6 +23,7 @@ use crate::state::AppState;
 pub fn documented() -> ApiRouter<AppState> {
     ApiRouter::new()
         .merge(api_keys::router())
+        .merge(appointments::router())
         .merge(availability::router())
         .merge(credits::router())
         .merge(departments::router())
@@ -34,7 +35,7 @@ pub fn router() -> Router<AppState> {
     let api = Router::new()
         .merge(Router::from(documented()))
         .merge(admin::router())
-        .merge(appointments::router())
+        .merge(appointments::check_in_router())
         .merge(webhooks::router())
         .merge(docs::router())
         .merge(health::router());

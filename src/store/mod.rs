@@ -2,6 +2,7 @@
 //! one value, so no query can forget half of the `(organization_id, livemode)` filter.
 
 pub mod api_keys;
+pub mod appointments;
 pub mod availability;
 pub mod credits;
 pub mod departments;

@@ -1,10 +1,14 @@
 //! Booking, reading, listing, cancelling, validating: the flows of the client testing guide and
 //! every error of these routes, with what each leaves in the database.
 
+use moncreneau::domain::status::Status;
+use moncreneau::routes::appointments::json::{
+    Appointment, AppointmentEvent, AppointmentPage, DepartmentRef,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{day_ahead, expect_error, expect_status, slot, spawn_app};
+use crate::helpers::{day_ahead, expect_error, expect_json, expect_status, slot, spawn_app};
 
 #[tokio::test]
 async fn creating_an_appointment_answers_201_confirmed_with_the_contract_shape() {
@@ -16,45 +20,67 @@ async fn creating_an_appointment_answers_201_confirmed_with_the_contract_shape()
         "notes": "first visit", "metadata": {"file": "A-1"},
     });
 
-    let created = expect_status(
+    let created: Appointment = expect_json(
         app.post("/appointments", &app.org.test_key, &body).await,
         StatusCode::CREATED,
     )
     .await;
 
-    assert!(created["id"].as_i64().is_some());
-    assert_eq!(created["status"], "CONFIRMED");
-    assert_eq!(created["departmentId"], department);
+    assert!(created.id > 0);
+    assert_eq!(created.status, Status::Confirmed);
+    assert_eq!(created.department_id, department);
     assert_eq!(
-        created["department"],
-        json!({"id": department, "name": "Passport Service"})
+        created.department,
+        DepartmentRef {
+            id: department,
+            name: "Passport Service".to_owned()
+        }
     );
-    assert_eq!(created["dateTime"], slot(3, "10:00"));
-    assert_eq!(created["endDateTime"], slot(3, "10:30"));
-    assert_eq!(created["startsAt"], format!("{}T10:00:00Z", day_ahead(3)));
-    assert_eq!(created["endsAt"], format!("{}T10:30:00Z", day_ahead(3)));
-    assert_eq!(created["timezone"], "Africa/Conakry");
-    assert_eq!(created["name"], "Jean Dupont", "the name is trimmed");
-    assert_eq!(created["metadata"], json!({"file": "A-1"}));
-    assert_eq!(created["creditsConsumed"], 1);
-    assert_eq!(created["livemode"], false);
-    assert!(created["qrCode"].as_str().unwrap().starts_with(&format!(
+    assert_eq!(created.worker_id, None);
+    assert_eq!(created.date_time, slot(3, "10:00"));
+    assert_eq!(created.end_date_time, slot(3, "10:30"));
+    assert_eq!(created.starts_at, format!("{}T10:00:00Z", day_ahead(3)));
+    assert_eq!(created.ends_at, format!("{}T10:30:00Z", day_ahead(3)));
+    assert_eq!(created.timezone, "Africa/Conakry");
+    assert_eq!(created.name, "Jean Dupont", "the name is trimmed");
+    assert_eq!(created.external_user_id.as_deref(), Some("u-42"));
+    assert_eq!(created.phone.as_deref(), Some("+224621234567"));
+    assert_eq!(created.email.as_deref(), Some("jean@example.gn"));
+    assert_eq!(created.notes.as_deref(), Some("first visit"));
+    assert_eq!(
+        Value::Object(created.metadata.clone()),
+        json!({"file": "A-1"})
+    );
+    assert_eq!(created.credits_consumed, 1);
+    assert!(!created.livemode);
+    assert!(created.qr_code.starts_with(&format!(
         "http://moncreneau.test/api/v1/appointments/{}/qr.svg?token=",
-        created["id"]
+        created.id
     )));
-    for field in ["cancelledAt", "cancelledBy", "cancelReason"] {
-        assert_eq!(created[field], Value::Null, "{field}");
-    }
+    assert_eq!(
+        (
+            &created.cancelled_at,
+            &created.cancelled_by,
+            &created.cancel_reason
+        ),
+        (&None, &None, &None)
+    );
     assert_eq!(app.balance(&app.org.test_key).await, 99);
     let event: (String, Value) =
         sqlx::query_as("SELECT type, payload FROM events WHERE appointment_id = $1")
-            .bind(created["id"].as_i64())
+            .bind(created.id)
             .fetch_one(&app.db)
             .await
             .unwrap();
     assert_eq!(event.0, "appointment.created");
-    assert_eq!(event.1["data"]["object"]["creditsUsed"], 1);
-    assert_eq!(event.1["data"]["object"]["id"], created["id"]);
+    let data: AppointmentEvent = serde_json::from_value(event.1["data"].clone()).unwrap();
+    assert_eq!(data.object.credits_used, Some(1));
+    assert_eq!(data.object.credits_refunded, None);
+    assert_eq!(
+        data.object.appointment, created,
+        "the event carries the answer"
+    );
+    assert_eq!(data.changes, None);
 }
 
 #[tokio::test]
@@ -388,11 +414,9 @@ async fn the_guide_end_to_end_flow_books_the_first_listed_slot_then_cancels_it()
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 1).await;
-    let control = expect_status(
-        app.book(&key, department, &slot(4, "15:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let control = app
+        .book_appointment(&key, department, &slot(4, "15:00"))
+        .await;
 
     let path = format!(
         "/departments/{department}/availability?startDate={}&endDate={}",
@@ -401,49 +425,47 @@ async fn the_guide_end_to_end_flow_books_the_first_listed_slot_then_cancels_it()
     );
     let listing = expect_status(app.get(&path, &key).await, StatusCode::OK).await;
     let first = &listing["availability"][0]["slots"][0];
-    let created = expect_status(
-        app.book(&key, department, first["dateTime"].as_str().unwrap())
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let id = created["id"].as_i64().unwrap();
+    let created = app
+        .book_appointment(&key, department, first["dateTime"].as_str().unwrap())
+        .await;
+    let id = created.id;
 
-    let fetched = expect_status(
+    let fetched: Appointment = expect_json(
         app.get(&format!("/appointments/{id}"), &key).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(fetched["status"], "CONFIRMED");
+    assert_eq!(fetched.status, Status::Confirmed);
     assert_eq!(fetched, created);
 
-    let cancelled = expect_status(
+    let cancelled: Appointment = expect_json(
         app.delete(&format!("/appointments/{id}"), &key).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(cancelled.status, Status::Cancelled);
     assert_eq!(
-        cancelled["cancelledBy"]
-            .as_str()
+        cancelled
+            .cancelled_by
+            .as_deref()
             .map(|s| s.starts_with("key_")),
         Some(true)
     );
-    assert!(cancelled["cancelledAt"].is_string());
+    assert!(cancelled.cancelled_at.is_some());
 
-    let final_state = expect_status(
+    let final_state: Appointment = expect_json(
         app.get(&format!("/appointments/{id}"), &key).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(final_state["status"], "CANCELLED");
+    assert_eq!(final_state, cancelled);
     assert_eq!(
         app.balance(&key).await,
         99,
         "the cancelled one was refunded, the control one was not"
     );
-    let control_now = expect_status(
-        app.get(&format!("/appointments/{}", control["id"]), &key)
+    let control_now: Appointment = expect_json(
+        app.get(&format!("/appointments/{}", control.id), &key)
             .await,
         StatusCode::OK,
     )
@@ -461,13 +483,10 @@ async fn cancelling_twice_refunds_once_and_records_the_reason() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 1).await;
-    let id = expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
+    let id = app
+        .book_appointment(&key, department, &slot(2, "10:00"))
+        .await
+        .id;
     let path = format!("/appointments/{id}");
 
     let first = app
@@ -478,9 +497,9 @@ async fn cancelling_twice_refunds_once_and_records_the_reason() {
             Some(&json!({"reason": "Patient ill"})),
         )
         .await;
-    let first = expect_status(first, StatusCode::OK).await;
-    assert_eq!(first["cancelReason"], "Patient ill");
-    let second = expect_status(app.delete(&path, &key).await, StatusCode::OK).await;
+    let first: Appointment = expect_json(first, StatusCode::OK).await;
+    assert_eq!(first.cancel_reason.as_deref(), Some("Patient ill"));
+    let second: Appointment = expect_json(app.delete(&path, &key).await, StatusCode::OK).await;
     assert_eq!(
         second, first,
         "a repeated cancel answers the same appointment"
@@ -504,8 +523,13 @@ async fn cancelling_twice_refunds_once_and_records_the_reason() {
             .fetch_one(&app.db)
             .await
             .unwrap();
-    assert_eq!(payload["data"]["object"]["creditsRefunded"], 1);
-    assert_eq!(payload["data"]["object"]["cancelReason"], "Patient ill");
+    let data: AppointmentEvent = serde_json::from_value(payload["data"].clone()).unwrap();
+    assert_eq!(data.object.credits_refunded, Some(1));
+    assert_eq!(data.object.credits_used, None);
+    assert_eq!(
+        data.object.appointment, first,
+        "the event carries the answer"
+    );
     app.assert_ledger_consistent().await;
 }
 
@@ -514,13 +538,10 @@ async fn a_cancellation_after_the_start_refunds_nothing() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 1).await;
-    let id = expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
+    let id = app
+        .book_appointment(&key, department, &slot(2, "10:00"))
+        .await
+        .id;
     // The appointment's time has come: move it into the past directly in the database.
     sqlx::query("UPDATE appointments SET starts_at = now() - interval '1 hour', ends_at = now() - interval '30 minutes' WHERE id = $1")
         .bind(id)
@@ -528,20 +549,21 @@ async fn a_cancellation_after_the_start_refunds_nothing() {
         .await
         .unwrap();
 
-    let cancelled = expect_status(
+    let cancelled: Appointment = expect_json(
         app.delete(&format!("/appointments/{id}"), &key).await,
         StatusCode::OK,
     )
     .await;
 
-    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(cancelled.status, Status::Cancelled);
     assert_eq!(app.balance(&key).await, 99);
     let payload: Value =
         sqlx::query_scalar("SELECT payload FROM events WHERE type = 'appointment.cancelled'")
             .fetch_one(&app.db)
             .await
             .unwrap();
-    assert_eq!(payload["data"]["object"]["creditsRefunded"], 0);
+    let data: AppointmentEvent = serde_json::from_value(payload["data"].clone()).unwrap();
+    assert_eq!(data.object.credits_refunded, Some(0));
 }
 
 #[tokio::test]
@@ -553,13 +575,9 @@ async fn validate_and_no_show_conclude_a_confirmed_appointment_only() {
         let app = &app;
         let key = key.clone();
         async move {
-            expect_status(
-                app.book(&key, department, &slot(2, time)).await,
-                StatusCode::CREATED,
-            )
-            .await["id"]
-                .as_i64()
-                .unwrap()
+            app.book_appointment(&key, department, &slot(2, time))
+                .await
+                .id
         }
     };
     let (a, b, c) = (
@@ -568,20 +586,20 @@ async fn validate_and_no_show_conclude_a_confirmed_appointment_only() {
         book("11:00").await,
     );
 
-    let done = expect_status(
+    let done: Appointment = expect_json(
         app.post(&format!("/appointments/{a}/validate"), &key, &json!({}))
             .await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(done["status"], "COMPLETED");
-    let absent = expect_status(
+    assert_eq!(done.status, Status::Completed);
+    let absent: Appointment = expect_json(
         app.post(&format!("/appointments/{b}/no-show"), &key, &json!({}))
             .await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(absent["status"], "NO_SHOW");
+    assert_eq!(absent.status, Status::NoShow);
     expect_status(
         app.delete(&format!("/appointments/{c}"), &key).await,
         StatusCode::OK,
@@ -679,15 +697,12 @@ async fn listing_pages_filters_and_sorts() {
         (first, 5, "12:00", "u1"),
     ] {
         let body = json!({"departmentId": department, "dateTime": slot(days, time), "name": "N", "externalUserId": user});
-        ids.push(
-            expect_status(
-                app.post("/appointments", &key, &body).await,
-                StatusCode::CREATED,
-            )
-            .await["id"]
-                .as_i64()
-                .unwrap(),
-        );
+        let created: Appointment = expect_json(
+            app.post("/appointments", &key, &body).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        ids.push(created.id);
     }
     expect_status(
         app.delete(&format!("/appointments/{}", ids[1]), &key).await,
@@ -698,39 +713,30 @@ async fn listing_pages_filters_and_sorts() {
         let app = &app;
         let key = key.clone();
         async move {
-            expect_status(
+            expect_json::<AppointmentPage>(
                 app.get(&format!("/appointments?{query}"), &key).await,
                 StatusCode::OK,
             )
             .await
         }
     };
-    let ids_of = |page: &Value| -> Vec<i64> {
-        page["content"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_i64().unwrap())
-            .collect()
-    };
+    let ids_of =
+        |page: &AppointmentPage| -> Vec<i64> { page.content.iter().map(|a| a.id).collect() };
 
     let page = list("page=0&size=2".into()).await;
     assert_eq!(
         (
-            page["page"].as_i64(),
-            page["size"].as_i64(),
-            page["totalElements"].as_i64(),
-            page["totalPages"].as_i64(),
-            page["last"].as_bool()
+            page.page,
+            page.size,
+            page.total_elements,
+            page.total_pages,
+            page.last
         ),
-        (Some(0), Some(2), Some(5), Some(3), Some(false))
+        (0, 2, 5, 3, false)
     );
     assert_eq!(ids_of(&page), [ids[3], ids[1]], "default order is by start");
     let last = list("page=2&size=2".into()).await;
-    assert_eq!(
-        (ids_of(&last), last["last"].as_bool()),
-        (vec![ids[4]], Some(true))
-    );
+    assert_eq!((ids_of(&last), last.last), (vec![ids[4]], true));
     assert_eq!(
         ids_of(&list("page=9&size=2".into()).await),
         Vec::<i64>::new()
@@ -744,11 +750,10 @@ async fn listing_pages_filters_and_sorts() {
     // The official SDK's word for a confirmed appointment; responses keep CONFIRMED.
     let scheduled = list("status=SCHEDULED&departmentId=".to_owned() + &first.to_string()).await;
     assert_eq!(ids_of(&scheduled), [ids[0], ids[4]]);
-    assert!(scheduled["content"]
-        .as_array()
-        .unwrap()
+    assert!(scheduled
+        .content
         .iter()
-        .all(|appointment| appointment["status"] == "CONFIRMED"));
+        .all(|appointment| appointment.status == Status::Confirmed));
     assert_eq!(
         ids_of(&list("externalUserId=u1&sort=-dateTime".into()).await),
         [ids[4], ids[2], ids[0]]

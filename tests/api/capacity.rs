@@ -2,10 +2,14 @@
 //! length, opening hours, time zone), the live appointments overlapping any instant never
 //! outnumber the capacity, availability says so, and the database refuses the rest.
 
+use moncreneau::domain::status::Status;
+use moncreneau::routes::appointments::json::Appointment;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{day_ahead, expect_error, expect_status, slot, spawn_app, TestApp};
+use crate::helpers::{
+    day_ahead, expect_error, expect_json, expect_status, slot, spawn_app, TestApp,
+};
 
 /// The availability entry of the slot starting at local `date_time` (`YYYY-MM-DDTHH:MM:SS`),
 /// listing unavailable slots too; `None` when the grid has no such slot.
@@ -40,8 +44,8 @@ async fn assert_bookable_iff_available(
     );
     let response = app.book(key, department, date_time).await;
     if expected {
-        let booked = expect_status(response, StatusCode::CREATED).await;
-        let id = booked["id"].as_i64().expect("id");
+        let booked: Appointment = expect_json(response, StatusCode::CREATED).await;
+        let id = booked.id;
         expect_status(
             app.delete(&format!("/appointments/{id}"), key).await,
             StatusCode::OK,
@@ -54,13 +58,7 @@ async fn assert_bookable_iff_available(
 }
 
 async fn book_id(app: &TestApp, key: &str, department: i64, date_time: &str) -> i64 {
-    expect_status(
-        app.book(key, department, date_time).await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_i64()
-        .expect("id")
+    app.book_appointment(key, department, date_time).await.id
 }
 
 async fn set(app: &TestApp, key: &str, department: i64, change: Value) {
@@ -167,12 +165,12 @@ async fn a_reschedule_into_a_slot_at_a_lowered_capacity_is_refused_and_changes_n
         before,
         "a refused reschedule writes nothing"
     );
-    let kept = expect_status(
+    let kept: Appointment = expect_json(
         app.get(&format!("/appointments/{moving}"), &key).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(kept["dateTime"], slot(2, "11:00"));
+    assert_eq!(kept.date_time, slot(2, "11:00"));
 }
 
 #[tokio::test]
@@ -192,9 +190,10 @@ async fn an_appointment_above_a_lowered_capacity_stays_valid_and_editable() {
             &json!({"notes": "Bring the receipt", "name": "Jean Dupont Jr"}),
         )
         .await;
-    let edited = expect_status(edited, StatusCode::OK).await;
-    assert_eq!(edited["notes"], "Bring the receipt");
-    assert_eq!(edited["status"], "CONFIRMED");
+    let edited: Appointment = expect_json(edited, StatusCode::OK).await;
+    assert_eq!(edited.notes.as_deref(), Some("Bring the receipt"));
+    assert_eq!(edited.name, "Jean Dupont Jr");
+    assert_eq!(edited.status, Status::Confirmed);
     // Its own time, given again, is no move.
     let same = app
         .patch(
@@ -211,10 +210,8 @@ async fn an_appointment_above_a_lowered_capacity_stays_valid_and_editable() {
             &json!({}),
         )
         .await;
-    assert_eq!(
-        expect_status(validated, StatusCode::OK).await["status"],
-        "COMPLETED"
-    );
+    let validated: Appointment = expect_json(validated, StatusCode::OK).await;
+    assert_eq!(validated.status, Status::Completed);
 }
 
 #[tokio::test]
@@ -269,12 +266,12 @@ async fn a_time_zone_change_keeps_every_appointment_at_its_instant() {
     let id = book_id(&app, &key, department, &slot(2, "10:00")).await; // 10:00Z–10:30Z
     set(&app, &key, department, json!({"timezone": "Africa/Lagos"})).await; // UTC+1
 
-    let kept = expect_status(
+    let kept: Appointment = expect_json(
         app.get(&format!("/appointments/{id}"), &key).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(kept["startsAt"], format!("{}T10:00:00Z", day_ahead(2)));
+    assert_eq!(kept.starts_at, format!("{}T10:00:00Z", day_ahead(2)));
     // 11:00 in Lagos is 10:00Z: taken. 10:30 in Lagos ends at 10:00Z: free.
     assert_bookable_iff_available(&app, &key, department, &slot(2, "11:00"), false).await;
     assert_bookable_iff_available(&app, &key, department, &slot(2, "10:30"), true).await;

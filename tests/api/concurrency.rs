@@ -114,10 +114,7 @@ async fn a_simultaneous_cancel_and_reschedule_leave_one_consistent_outcome() {
     for round in 0..8 {
         let from = slot(2, &format!("{:02}:00", 8 + round));
         let to = slot(3, &format!("{:02}:00", 8 + round));
-        let id = expect_status(app.book(&key, department, &from).await, StatusCode::CREATED).await
-            ["id"]
-            .as_i64()
-            .unwrap();
+        let id = app.book_appointment(&key, department, &from).await.id;
         let path = format!("/appointments/{id}");
         let patch_body = json!({"dateTime": to});
         let (cancel, patch) =
@@ -179,13 +176,9 @@ async fn a_storm_of_bookings_and_cancellations_keeps_the_ledger_exact() {
     let mut booked = Vec::new();
     for time in ["08:00", "08:30", "09:00", "09:30", "10:00", "10:30"] {
         booked.push(
-            expect_status(
-                app.book(&key, department, &slot(2, time)).await,
-                StatusCode::CREATED,
-            )
-            .await["id"]
-                .as_i64()
-                .unwrap(),
+            app.book_appointment(&key, department, &slot(2, time))
+                .await
+                .id,
         );
     }
     // Cancel each of the first six twice while 30 new bookings compete for 4 slots.

@@ -537,3 +537,34 @@ pub fn next_weekday(weekday: Weekday) -> NaiveDate {
     }
     date
 }
+
+// Typed answers of the appointment routes: a test reads the same types the server writes, so a
+// renamed or retyped member fails here instead of reading as null.
+
+/// Asserts the status (showing the body when it differs) and reads the body as `T`.
+pub async fn expect_json<T: serde::de::DeserializeOwned>(
+    response: Response,
+    status: StatusCode,
+) -> T {
+    let actual = response.status();
+    let text = response.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("body does not read as expected ({error}): {text}"))
+}
+
+impl TestApp {
+    /// Books `date_time` (department time) in `department_id`, asserting the 201.
+    pub async fn book_appointment(
+        &self,
+        key: &str,
+        department_id: i64,
+        date_time: &str,
+    ) -> moncreneau::routes::appointments::json::Appointment {
+        expect_json(
+            self.book(key, department_id, date_time).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+}

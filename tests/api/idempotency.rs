@@ -1,10 +1,11 @@
 //! Idempotency-Key on POST /appointments: replay, reuse with another body, in-flight, scope.
 
 use futures::future::join_all;
+use moncreneau::routes::appointments::json::Appointment;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{expect_error, expect_status, slot, spawn_app, TestApp};
+use crate::helpers::{expect_error, expect_json, expect_status, slot, spawn_app, TestApp};
 
 async fn book_with_key(
     app: &TestApp,
@@ -33,6 +34,13 @@ async fn the_same_key_and_body_replay_the_first_response_byte_for_byte() {
     assert_eq!(first.status(), StatusCode::CREATED);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first_bytes = first.bytes().await.unwrap();
+    let booked: Appointment = serde_json::from_slice(&first_bytes).unwrap();
+    assert_eq!(booked.name, "Jean");
+    assert_eq!(
+        serde_json::to_vec(&booked).unwrap(),
+        first_bytes,
+        "the body lists the members in the contract's order"
+    );
     let second = book_with_key(&app, &key, "order-1", &body).await;
 
     assert_eq!(second.status(), StatusCode::CREATED);
@@ -127,11 +135,12 @@ async fn a_refusal_is_replayed_and_keys_are_scoped_per_organization_and_mode() {
     // The same key in another organization is another key.
     let mine = app.create_department(&app.org.test_key, 3).await;
     let body = json!({"departmentId": mine, "dateTime": slot(2, "10:00"), "name": "Jean"});
-    expect_status(
+    let booked: Appointment = expect_json(
         book_with_key(&app, &app.org.test_key, "order-4", &body).await,
         StatusCode::CREATED,
     )
     .await;
+    assert_eq!(booked.department_id, mine);
 }
 
 #[tokio::test]

@@ -1,9 +1,11 @@
 //! PATCH /appointments/{id}: atomic reschedule and contact changes.
 
+use moncreneau::domain::status::Status;
+use moncreneau::routes::appointments::json::{Appointment, AppointmentEvent, Change};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{expect_error, expect_status, slot, spawn_app, TestApp};
+use crate::helpers::{expect_error, expect_json, expect_status, slot, spawn_app, TestApp};
 
 async fn remaining(app: &TestApp, key: &str, department: i64, days: i64, time: &str) -> i64 {
     let day = crate::helpers::day_ahead(days);
@@ -26,14 +28,12 @@ async fn rescheduling_takes_the_new_slot_frees_the_old_and_records_the_change() 
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 1).await;
-    let created = expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let id = created["id"].as_i64().unwrap();
+    let created = app
+        .book_appointment(&key, department, &slot(2, "10:00"))
+        .await;
+    let id = created.id;
 
-    let moved = expect_status(
+    let moved: Appointment = expect_json(
         app.patch(
             &format!("/appointments/{id}"),
             &key,
@@ -44,10 +44,11 @@ async fn rescheduling_takes_the_new_slot_frees_the_old_and_records_the_change() 
     )
     .await;
 
-    assert_eq!(moved["dateTime"], slot(3, "14:30"));
-    assert_eq!(moved["endDateTime"], slot(3, "15:00"));
-    assert_eq!(moved["phone"], "+224620000000");
-    assert_eq!(moved["status"], "CONFIRMED");
+    assert_eq!(moved.date_time, slot(3, "14:30"));
+    assert_eq!(moved.end_date_time, slot(3, "15:00"));
+    assert_eq!(moved.phone.as_deref(), Some("+224620000000"));
+    assert_eq!(moved.status, Status::Confirmed);
+    assert_eq!(moved.name, created.name, "what was not sent is kept");
     assert_eq!(
         remaining(&app, &key, department, 2, "10:00").await,
         1,
@@ -64,13 +65,36 @@ async fn rescheduling_takes_the_new_slot_frees_the_old_and_records_the_change() 
             .fetch_one(&app.db)
             .await
             .unwrap();
+    let data: AppointmentEvent = serde_json::from_value(payload["data"].clone()).unwrap();
+    let changes = data.changes.expect("an update lists its changes");
     assert_eq!(
-        payload["data"]["changes"]["dateTime"],
-        json!({"from": slot(2, "10:00"), "to": slot(3, "14:30")})
+        changes.date_time,
+        Some(Change {
+            from: slot(2, "10:00"),
+            to: slot(3, "14:30")
+        })
     );
     assert_eq!(
-        payload["data"]["changes"]["phone"],
-        json!({"from": null, "to": "+224620000000"})
+        changes.phone,
+        Some(Change {
+            from: None,
+            to: Some("+224620000000".to_owned())
+        })
+    );
+    assert_eq!(
+        (
+            changes.name,
+            changes.email,
+            changes.notes,
+            changes.metadata,
+            changes.worker_id
+        ),
+        (None, None, None, None, None),
+        "only what differs is listed"
+    );
+    assert_eq!(
+        data.object.appointment, moved,
+        "the event carries the answer"
     );
     assert_eq!(sequence, 2, "the second change of this appointment");
 }
@@ -80,20 +104,17 @@ async fn a_refused_reschedule_changes_nothing() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 1).await;
-    let id = expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
+    let id = app
+        .book_appointment(&key, department, &slot(2, "10:00"))
+        .await
+        .id;
     expect_status(
         app.book(&key, department, &slot(2, "11:00")).await,
         StatusCode::CREATED,
     )
     .await;
     let path = format!("/appointments/{id}");
-    let original = expect_status(app.get(&path, &key).await, StatusCode::OK).await;
+    let original: Appointment = expect_json(app.get(&path, &key).await, StatusCode::OK).await;
     let before = app.footprint().await;
 
     let cases: Vec<(Value, StatusCode, &str)> = vec![
@@ -127,10 +148,8 @@ async fn a_refused_reschedule_changes_nothing() {
         expect_error(app.patch(&path, &key, &body).await, status, code).await;
     }
     assert_eq!(app.footprint().await, before);
-    assert_eq!(
-        expect_status(app.get(&path, &key).await, StatusCode::OK).await,
-        original
-    );
+    let after: Appointment = expect_json(app.get(&path, &key).await, StatusCode::OK).await;
+    assert_eq!(after, original);
 
     expect_status(app.delete(&path, &key).await, StatusCode::OK).await;
     let body = expect_error(
@@ -154,15 +173,13 @@ async fn a_patch_that_changes_nothing_writes_no_event() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 1).await;
-    let created = expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let created = app
+        .book_appointment(&key, department, &slot(2, "10:00"))
+        .await;
     let before = app.footprint().await;
-    let same = expect_status(
+    let same: Appointment = expect_json(
         app.patch(
-            &format!("/appointments/{}", created["id"]),
+            &format!("/appointments/{}", created.id),
             &key,
             &json!({"dateTime": slot(2, "10:00"), "name": "Jean Dupont"}),
         )

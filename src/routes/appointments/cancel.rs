@@ -1,51 +1,44 @@
 //! `DELETE /appointments/{id}`: cancels, refunding the credit when cancelled before the start.
 
-use axum::extract::State;
+use aide::generate::GenContext;
+use aide::openapi::{Operation, ReferenceOr};
+use aide::transform::TransformOperation;
+use axum::extract::{FromRequest, Request, State};
 use axum::Json;
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
-use super::{lock_appointment, reload};
+use super::invalid_transition;
+use super::json::{Appointment, AppointmentCancel, AppointmentEvent};
 use crate::auth::{scope, Authorized};
+use crate::domain::appointment::cancellation_refunds;
 use crate::domain::status::Status;
-use crate::domain::text::{self, TextError};
-use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
-use crate::events;
-use crate::extract::{ApiPath, OptionalJson};
-use crate::ledger;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, OptionalJson};
 use crate::metrics;
+use crate::openapi::refer_response;
 use crate::state::AppState;
+use crate::store::appointments as store;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CancelBody {
-    reason: Option<String>,
+/// The optional body of a cancellation: no body at all is no reason.
+pub struct CancelBody(Option<AppointmentCancel>);
+
+impl<S: Send + Sync> FromRequest<S> for CancelBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let OptionalJson(body) = OptionalJson::from_request(request, state).await?;
+        Ok(Self(body))
+    }
 }
 
-/// 409 `INVALID_STATUS_TRANSITION` naming the current status.
-pub(super) fn invalid_transition(current: Status, next: Status) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidStatusTransition,
-        format!(
-            "A {} appointment cannot become {}",
-            current.as_str(),
-            next.as_str()
-        ),
-    )
-    .with_detail("currentStatus", current.as_str())
-}
-
-/// 409 `INVALID_STATUS_TRANSITION` for a change to an appointment that is no longer confirmed.
-pub(super) fn no_longer_modifiable(current: Status) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidStatusTransition,
-        format!(
-            "A {} appointment can no longer be changed",
-            current.as_str()
-        ),
-    )
-    .with_detail("currentStatus", current.as_str())
+/// In the spec: the body of a JSON request, not required.
+impl aide::OperationInput for CancelBody {
+    fn operation_input(context: &mut GenContext, operation: &mut Operation) {
+        ApiJson::<AppointmentCancel>::operation_input(context, operation);
+        if let Some(ReferenceOr::Item(body)) = &mut operation.request_body {
+            body.required = false;
+        }
+    }
 }
 
 /// Cancels an appointment. Cancelling it again answers it again, refunding nothing.
@@ -53,60 +46,48 @@ pub async fn cancel(
     auth: Authorized<scope::AppointmentsCancel>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    OptionalJson(body): OptionalJson<CancelBody>,
-) -> ApiResult<Json<Value>> {
-    // An optional reason: blank is no reason; the limit counts the value as sent.
-    let reason = match body
-        .and_then(|body| body.reason)
-        .map(|r| text::required(&r, 500))
-    {
-        Some(Err(TextError::TooLong)) => {
-            return Err(ApiError::validation(vec![FieldError::invalid(
-                "reason",
-                "must be at most 500 characters",
-            )]))
-        }
-        Some(Ok(reason)) => Some(reason),
-        Some(Err(TextError::Blank)) | None => None,
-    };
+    CancelBody(body): CancelBody,
+) -> ApiResult<Json<Appointment>> {
+    let reason = body.unwrap_or_default().reason()?;
+    let public_url = &state.settings.public_url;
     let mut tx = state.pool.begin().await?;
-    let appointment = lock_appointment(&mut tx, &auth, id).await?;
-    let current = appointment.status()?;
+    let appointment = store::lock(&mut tx, auth.tenant, id).await?;
+    let current = appointment.status;
     if current == Status::Cancelled {
-        return Ok(Json(appointment.to_json(&state.settings.public_url)));
+        return Ok(Json(Appointment::new(&appointment, public_url)));
     }
     if !current.can_become(Status::Cancelled) {
         return Err(invalid_transition(current, Status::Cancelled));
     }
-    sqlx::query(
-        "UPDATE appointments
-            SET status = 'CANCELLED', cancelled_at = now(), cancelled_by = $2, cancel_reason = $3,
-                sequence = sequence + 1, updated_at = now()
-          WHERE id = $1",
-    )
-    .bind(id)
-    .bind(&auth.key_id)
-    .bind(&reason)
-    .execute(&mut *tx)
-    .await?;
-    let refunded = if Utc::now() < appointment.starts_at {
-        let account = auth.account();
-        ledger::refund(&mut tx, account, id).await?;
-        1
-    } else {
-        0
-    };
-    let cancelled = reload(&mut tx, id).await?;
-    let mut object = cancelled.to_json(&state.settings.public_url);
-    object["creditsRefunded"] = json!(refunded);
-    events::record(
+    let refund = cancellation_refunds(Utc::now(), appointment.starts_at);
+    let cancelled = store::cancel(
         &mut tx,
-        &cancelled.subject(),
-        events::APPOINTMENT_CANCELLED,
-        json!({"object": object}),
+        auth.tenant,
+        id,
+        &auth.key_id,
+        reason.as_deref(),
+        refund,
+        |row| {
+            let mut event = AppointmentEvent::of(Appointment::new(row, public_url));
+            event.object.credits_refunded = Some(i32::from(refund));
+            event.to_data()
+        },
     )
     .await?;
     tx.commit().await?;
     metrics::appointment_cancelled();
-    Ok(Json(cancelled.to_json(&state.settings.public_url)))
+    Ok(Json(Appointment::new(&cancelled, public_url)))
+}
+
+pub fn docs(mut op: TransformOperation) -> TransformOperation {
+    refer_response(op.inner_mut(), 404, "NotFound");
+    refer_response(op.inner_mut(), 409, "Conflict");
+    op.id("cancelAppointment")
+        .summary("Cancel an appointment")
+        .description("Scope `appointments:cancel` (or `api:admin`). The credit is refunded when cancelled before `startsAt`. `cancelledBy` is set to the id of the calling API key. A COMPLETED or NO_SHOW appointment cannot be cancelled (409 INVALID_STATUS_TRANSITION). The body is optional; a non-empty body with a non-JSON Content-Type answers 415.")
+        .tag("appointments")
+        .response_with::<200, Json<Appointment>, _>(|r| {
+            r.description("The appointment, CANCELLED. Cancelling an already cancelled appointment answers it again and refunds nothing.")
+                .example(Appointment::cancelled_example())
+        })
 }

@@ -10,37 +10,17 @@ use axum::Json;
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 use serde::Deserialize;
-use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use super::{not_found, AppointmentRow, SELECT_APPOINTMENT};
+use super::json::{Appointment, CheckInTicket};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::store::appointments::{self as store, not_found, AppointmentRow};
 
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
     token: Option<String>,
-}
-
-/// What a check-in address shows of the appointment: enough to recognise the visit, nothing of
-/// the contact details.
-const TICKET_FIELDS: [&str; 10] = [
-    "id",
-    "departmentId",
-    "department",
-    "dateTime",
-    "endDateTime",
-    "timezone",
-    "startsAt",
-    "endsAt",
-    "status",
-    "name",
-];
-
-/// The link the appointment hands out as `qrCode`.
-pub fn qr_code_address(public_url: &str, id: i64, token: &str) -> String {
-    format!("{public_url}/api/v1/appointments/{id}/qr.svg?token={token}")
 }
 
 /// The address the QR code holds: what a phone camera opens.
@@ -51,9 +31,7 @@ pub fn check_in_address(public_url: &str, id: i64, token: &str) -> String {
 /// The appointment `id` if `token` is its check-in token; 404 otherwise, whatever was wrong.
 async fn ticket(state: &AppState, id: i64, token: Option<&str>) -> ApiResult<AppointmentRow> {
     let token = token.ok_or_else(not_found)?;
-    let ticket: AppointmentRow = sqlx::query_as(&format!("{SELECT_APPOINTMENT} WHERE a.id = $1"))
-        .bind(id)
-        .fetch_optional(&state.pool)
+    let ticket = store::for_check_in(&state.pool, id)
         .await?
         .ok_or_else(not_found)?;
     // Constant time, so the answer's timing tells nothing of how much of a guess was right.
@@ -105,13 +83,8 @@ pub async fn check_in(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<TokenQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CheckInTicket>> {
     let ticket = ticket(&state, id, query.token.as_deref()).await?;
-    let appointment = ticket.to_json(&state.settings.public_url);
-    Ok(Json(Value::Object(
-        TICKET_FIELDS
-            .iter()
-            .map(|field| ((*field).to_owned(), appointment[*field].clone()))
-            .collect(),
-    )))
+    let appointment = Appointment::new(&ticket, &state.settings.public_url);
+    Ok(Json(CheckInTicket::from(appointment)))
 }

@@ -2,158 +2,114 @@
 //! of a confirmed appointment. The new slot (and worker) is taken and the old one freed in one
 //! transaction, or nothing changes.
 
+use aide::transform::TransformOperation;
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
-use sqlx::types::Json as SqlJson;
 
-use super::cancel::no_longer_modifiable;
-use super::create::{checked_worker, offered_slot, positive_id, requested_start, Contact};
-use super::{booking_conflict, lock_appointment, reload};
+use super::json::{change, Appointment, AppointmentChanges, AppointmentEvent, AppointmentUpdate};
+use super::no_longer_modifiable;
 use crate::auth::{scope, Authorized};
+use crate::domain::appointment::AppointmentEdit;
 use crate::domain::datetime::format_local;
 use crate::domain::status::Status;
-use crate::error::{check_fields, ApiResult};
-use crate::events;
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath};
+use crate::openapi::refer_response;
 use crate::state::AppState;
+use crate::store::appointments::{self as store, Placement};
 use crate::store::departments::lock_department;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UpdateAppointment {
-    date_time: Option<String>,
-    name: Option<String>,
-    phone: Option<String>,
-    email: Option<String>,
-    notes: Option<String>,
-    metadata: Option<Map<String, Value>>,
-    worker_id: Option<i64>,
-}
 
 /// Applies the given fields; an `appointment.updated` event lists each change `{from, to}`.
 pub async fn reschedule(
     auth: Authorized<scope::AppointmentsCreate>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<UpdateAppointment>,
-) -> ApiResult<Json<Value>> {
-    let mut errors = Vec::new();
-    let name = body
-        .name
-        .as_deref()
-        .map(|name| Contact::name(name, &mut errors));
-    Contact::optional(
-        body.phone.as_deref(),
-        body.email.as_deref(),
-        body.notes.as_deref(),
-        body.metadata.as_ref(),
-        &mut errors,
-    );
-    positive_id("workerId", body.worker_id, &mut errors);
-    check_fields(errors)?;
-
+    ApiJson(body): ApiJson<AppointmentUpdate>,
+) -> ApiResult<Json<Appointment>> {
+    let edit = AppointmentEdit::try_from(body)?;
+    let public_url = &state.settings.public_url;
     let mut tx = state.pool.begin().await?;
-    let current = lock_appointment(&mut tx, &auth, id).await?;
-    let status = current.status()?;
-    if status != Status::Confirmed {
-        return Err(no_longer_modifiable(status));
+    let current = store::lock(&mut tx, auth.tenant, id).await?;
+    if current.status != Status::Confirmed {
+        return Err(no_longer_modifiable(current.status));
     }
-    let mut changes = Map::new();
-    let mut record = |field: &str, from: Value, to: Value| {
-        if from != to {
-            changes.insert(field.to_owned(), json!({"from": from, "to": to}));
-        }
-    };
+    let mut next = Placement::of(&current);
+    let mut changes = AppointmentChanges::default();
 
     // The new slot is checked against the department's capacity and the worker's other
-    // appointments by the database, in the UPDATE below, under the department's lock taken here.
-    let mut slot = None;
-    let new_worker = body.worker_id.filter(|id| Some(*id) != current.worker_id);
-    let mut worker_id = current.worker_id;
-    if body.date_time.is_some() || new_worker.is_some() {
+    // appointments by the database, in the UPDATE, under the department's lock taken here.
+    let new_worker = edit.worker_id.filter(|id| Some(*id) != current.worker_id);
+    if edit.date_time.is_some() || new_worker.is_some() {
         let department = lock_department(&mut tx, auth.tenant, current.department_id).await?;
-        if let Some(text) = &body.date_time {
-            let starts_at = requested_start(text, department.tz()?)?;
+        let mut moved = false;
+        if let Some(text) = &edit.date_time {
+            let starts_at = store::start_at(&department, text)?;
             if starts_at != current.starts_at {
-                let new_slot = offered_slot(&department, starts_at)?;
-                let tz = department.tz()?;
-                record(
-                    "dateTime",
-                    json!(format_local(current.starts_at, tz)),
-                    json!(new_slot.local.format("%Y-%m-%dT%H:%M:%S").to_string()),
+                let slot = store::offered_slot(&department, starts_at)?;
+                changes.date_time = change(
+                    format_local(current.starts_at, department.tz()?),
+                    slot.local.format("%Y-%m-%dT%H:%M:%S").to_string(),
                 );
-                slot = Some((new_slot, department.timezone.clone()));
+                next.starts_at = slot.starts_at;
+                next.ends_at = slot.ends_at;
+                next.local_starts_at = slot.local;
+                next.timezone = department.timezone.clone();
+                moved = true;
             }
         }
         // A move is a new booking of the worker's time, checked as one (required when the
         // department requires it, active, of this department); an appointment that stays put
         // keeps its worker unchecked, even one deactivated since.
-        if slot.is_some() || new_worker.is_some() {
-            worker_id =
-                checked_worker(&mut tx, &department, new_worker.or(current.worker_id)).await?;
-            record("workerId", json!(current.worker_id), json!(worker_id));
+        if moved || new_worker.is_some() {
+            next.worker_id =
+                store::checked_worker(&mut tx, &department, new_worker.or(current.worker_id))
+                    .await?;
+            changes.worker_id = change(current.worker_id, next.worker_id);
         }
     }
-    let name = name.unwrap_or_else(|| current.name.clone());
-    record("name", json!(current.name), json!(name));
-    let phone = body.phone.or_else(|| current.phone.clone());
-    record("phone", json!(current.phone), json!(phone));
-    let email = body.email.or_else(|| current.email.clone());
-    record("email", json!(current.email), json!(email));
-    let notes = body.notes.or_else(|| current.notes.clone());
-    record("notes", json!(current.notes), json!(notes));
-    let metadata = body.metadata.unwrap_or_else(|| current.metadata.0.clone());
-    record("metadata", json!(current.metadata.0), json!(metadata));
+    if let Some(name) = edit.name {
+        next.name = name.into_inner();
+    }
+    changes.name = change(current.name.clone(), next.name.clone());
+    if let Some(phone) = edit.phone {
+        next.phone = Some(phone.into_inner());
+    }
+    changes.phone = change(current.phone.clone(), next.phone.clone());
+    if let Some(email) = edit.email {
+        next.email = Some(email.into_inner());
+    }
+    changes.email = change(current.email.clone(), next.email.clone());
+    if let Some(notes) = edit.notes {
+        next.notes = Some(notes.into_inner());
+    }
+    changes.notes = change(current.notes.clone(), next.notes.clone());
+    if let Some(metadata) = edit.metadata {
+        next.metadata = metadata.into_inner();
+    }
+    changes.metadata = change(current.metadata.0.clone(), next.metadata.clone());
 
     if changes.is_empty() {
-        return Ok(Json(current.to_json(&state.settings.public_url)));
+        return Ok(Json(Appointment::new(&current, public_url)));
     }
-    let (starts_at, ends_at, local, timezone) = match &slot {
-        Some((new_slot, timezone)) => (
-            new_slot.starts_at,
-            new_slot.ends_at,
-            new_slot.local,
-            timezone.clone(),
-        ),
-        None => (
-            current.starts_at,
-            current.ends_at,
-            current.local_starts_at,
-            current.timezone.clone(),
-        ),
-    };
-    sqlx::query(
-        "UPDATE appointments
-            SET starts_at = $2, ends_at = $3, local_starts_at = $4, timezone = $5,
-                name = $6, phone = $7, email = $8, notes = $9, metadata = $10, worker_id = $11,
-                sequence = sequence + 1, updated_at = now()
-          WHERE id = $1",
-    )
-    .bind(id)
-    .bind(starts_at)
-    .bind(ends_at)
-    .bind(local)
-    .bind(&timezone)
-    .bind(&name)
-    .bind(&phone)
-    .bind(&email)
-    .bind(&notes)
-    .bind(SqlJson(&metadata))
-    .bind(worker_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(booking_conflict)?;
-    let updated = reload(&mut tx, id).await?;
-    let object = updated.to_json(&state.settings.public_url);
-    events::record(
-        &mut tx,
-        &updated.subject(),
-        events::APPOINTMENT_UPDATED,
-        json!({"object": object, "changes": changes}),
-    )
+    let updated = store::update(&mut tx, auth.tenant, id, &next, |row| {
+        let mut event = AppointmentEvent::of(Appointment::new(row, public_url));
+        event.changes = Some(changes);
+        event.to_data()
+    })
     .await?;
     tx.commit().await?;
-    Ok(Json(updated.to_json(&state.settings.public_url)))
+    Ok(Json(Appointment::new(&updated, public_url)))
+}
+
+pub fn docs(mut op: TransformOperation) -> TransformOperation {
+    refer_response(op.inner_mut(), 404, "NotFound");
+    refer_response(op.inner_mut(), 409, "Conflict");
+    refer_response(op.inner_mut(), 422, "UnprocessableEntity");
+    op.id("updateAppointment")
+        .summary("Reschedule or edit an appointment")
+        .description("Scope `appointments:create` (or `api:admin`). Only a CONFIRMED appointment can be changed (else 409 INVALID_STATUS_TRANSITION). A new `dateTime` is checked like a booking (409 SLOT_NOT_AVAILABLE / DUPLICATE_APPOINTMENT, 422 SLOT_NOT_OFFERED / DEPARTMENT_INACTIVE); the new slot is taken and the old one freed in one transaction, or nothing changes. A new `workerId` (alone or with `dateTime`) is checked like a booking's (404 WORKER_NOT_FOUND, 422 WORKER_INACTIVE, 409 SLOT_NOT_AVAILABLE when that worker is busy); a move keeps the worker and must find it free. No credit moves.")
+        .tag("appointments")
+        .response_with::<200, Json<Appointment>, _>(|r| {
+            r.description("The appointment after the change (unchanged when nothing differs).")
+        })
 }

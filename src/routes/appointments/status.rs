@@ -1,27 +1,30 @@
 //! `POST /appointments/{id}/validate` and `/no-show` (`api:admin`): how a confirmed visit ended.
 
+use aide::transform::TransformOperation;
 use axum::extract::State;
 use axum::Json;
-use serde_json::{json, Value};
 
-use super::cancel::invalid_transition;
-use super::{lock_appointment, reload};
-use crate::auth::{scope, ApiKeyAuth, Authorized};
+use super::invalid_transition;
+use super::json::{Appointment, AppointmentEvent};
+use crate::auth::{scope, Authorized};
 use crate::domain::status::Status;
 use crate::error::ApiResult;
 use crate::events;
 use crate::extract::ApiPath;
+use crate::openapi::refer_response;
 use crate::state::AppState;
+use crate::store::appointments as store;
+use crate::tenant::Tenant;
 
 /// Presence confirmed: `CONFIRMED` → `COMPLETED`. No credit moves.
 pub async fn validate(
     auth: Authorized<scope::ApiAdmin>,
-    state: State<AppState>,
+    State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Appointment>> {
     conclude(
-        &auth,
-        state,
+        auth.tenant,
+        &state,
         id,
         Status::Completed,
         events::APPOINTMENT_VALIDATED,
@@ -29,15 +32,23 @@ pub async fn validate(
     .await
 }
 
+pub fn validate_docs(op: TransformOperation) -> TransformOperation {
+    docs(op)
+        .id("validateAppointment")
+        .summary("Mark an appointment completed")
+        .description("Scope `api:admin`. CONFIRMED → COMPLETED; any other current status answers 409 INVALID_STATUS_TRANSITION. No credit moves. No request body.")
+        .response_with::<200, Json<Appointment>, _>(|r| r.description("The appointment, now COMPLETED."))
+}
+
 /// The person did not come: `CONFIRMED` → `NO_SHOW`. No credit moves.
 pub async fn no_show(
     auth: Authorized<scope::ApiAdmin>,
-    state: State<AppState>,
+    State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Appointment>> {
     conclude(
-        &auth,
-        state,
+        auth.tenant,
+        &state,
         id,
         Status::NoShow,
         events::APPOINTMENT_NO_SHOW,
@@ -45,33 +56,37 @@ pub async fn no_show(
     .await
 }
 
+pub fn no_show_docs(op: TransformOperation) -> TransformOperation {
+    docs(op)
+        .id("markAppointmentNoShow")
+        .summary("Mark an appointment as no-show")
+        .description("Scope `api:admin`. CONFIRMED → NO_SHOW; any other current status answers 409 INVALID_STATUS_TRANSITION. No credit moves. No request body.")
+        .response_with::<200, Json<Appointment>, _>(|r| r.description("The appointment, now NO_SHOW."))
+}
+
+fn docs(mut op: TransformOperation) -> TransformOperation {
+    refer_response(op.inner_mut(), 404, "NotFound");
+    refer_response(op.inner_mut(), 409, "Conflict");
+    op.tag("appointments")
+}
+
 async fn conclude(
-    auth: &ApiKeyAuth,
-    State(state): State<AppState>,
+    tenant: Tenant,
+    state: &AppState,
     id: i64,
     next: Status,
     event_type: &str,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Appointment>> {
+    let public_url = &state.settings.public_url;
     let mut tx = state.pool.begin().await?;
-    let appointment = lock_appointment(&mut tx, auth, id).await?;
-    let current = appointment.status()?;
-    if !current.can_become(next) {
-        return Err(invalid_transition(current, next));
+    let appointment = store::lock(&mut tx, tenant, id).await?;
+    if !appointment.status.can_become(next) {
+        return Err(invalid_transition(appointment.status, next));
     }
-    sqlx::query("UPDATE appointments SET status = $2, sequence = sequence + 1, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(next.as_str())
-        .execute(&mut *tx)
-        .await?;
-    let concluded = reload(&mut tx, id).await?;
-    let object = concluded.to_json(&state.settings.public_url);
-    events::record(
-        &mut tx,
-        &concluded.subject(),
-        event_type,
-        json!({"object": object}),
-    )
+    let concluded = store::conclude(&mut tx, tenant, id, next, event_type, |row| {
+        AppointmentEvent::of(Appointment::new(row, public_url)).to_data()
+    })
     .await?;
     tx.commit().await?;
-    Ok(Json(concluded.to_json(&state.settings.public_url)))
+    Ok(Json(Appointment::new(&concluded, public_url)))
 }
