@@ -24,14 +24,15 @@ pub struct Subject {
     pub appointment: Option<(i64, i32)>,
 }
 
-/// Writes one event, and one pending delivery for each active webhook of the organization's mode
-/// that subscribes to its type; `data` is the body's `data` member (`{"object": …, "changes": …}`).
-pub async fn record(
-    connection: &mut PgConnection,
-    subject: &Subject,
-    event_type: &str,
-    data: Value,
-) -> Result<String, sqlx::Error> {
+/// An event before it is written: its id and the whole body receivers get.
+pub struct Draft {
+    pub id: String,
+    pub payload: Value,
+}
+
+/// The event `event_type` about `subject`; `data` is the body's `data` member
+/// (`{"object": …, "changes": …}`).
+pub fn draft(subject: &Subject, event_type: &str, data: Value) -> Draft {
     let id = random_id("evt");
     let mut payload = json!({
         "id": id,
@@ -43,6 +44,18 @@ pub async fn record(
     if let (Some((_, sequence)), Some(object)) = (subject.appointment, payload.as_object_mut()) {
         object.insert("sequence".into(), json!(sequence));
     }
+    Draft { id, payload }
+}
+
+/// Writes one event; the database writes one pending delivery for each active webhook of the
+/// organization's mode that subscribes to its type (trigger `events_fan_out`).
+pub async fn record(
+    connection: &mut PgConnection,
+    subject: &Subject,
+    event_type: &str,
+    data: Value,
+) -> Result<String, sqlx::Error> {
+    let Draft { id, payload } = draft(subject, event_type, data);
     sqlx::query(
         "INSERT INTO events (id, organization_id, livemode, type, appointment_id, sequence, payload)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -55,19 +68,6 @@ pub async fn record(
     .bind(subject.appointment.map(|(_, sequence)| sequence))
     .bind(&payload)
     .execute(&mut *connection)
-    .await?;
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, next_attempt_at)
-         SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), w.id, $1, now()
-           FROM webhooks w
-          WHERE w.organization_id = $2 AND w.livemode = $3 AND w.active
-            AND ($4 = ANY (w.events) OR '*' = ANY (w.events))",
-    )
-    .bind(&id)
-    .bind(subject.organization_id)
-    .bind(subject.livemode)
-    .bind(event_type)
-    .execute(connection)
     .await?;
     Ok(id)
 }

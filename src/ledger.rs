@@ -55,17 +55,9 @@ pub async fn consume(
     account: Account,
     appointment_id: i64,
 ) -> ApiResult<i64> {
-    let after = match insert(connection, account, Line::Consumption { appointment_id }).await {
-        Ok(after) => after,
-        Err(error) if violated_constraint(&error) == Some("credit_balance_not_negative") => {
-            return Err(ApiError::new(
-                ErrorCode::InsufficientCredits,
-                "Your organization has 0 credits remaining",
-            )
-            .with_detail("availableCredits", 0));
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let after = insert(connection, account, Line::Consumption { appointment_id })
+        .await
+        .map_err(refusal)?;
     let threshold: i64 = sqlx::query_scalar(
         "SELECT low_balance_threshold FROM credit_accounts WHERE organization_id = $1 AND livemode = $2",
     )
@@ -73,6 +65,34 @@ pub async fn consume(
     .bind(account.livemode)
     .fetch_one(&mut *connection)
     .await?;
+    announce_spend(connection, account, after, threshold).await?;
+    Ok(after)
+}
+
+/// The error of a spend the database refused: 402 `INSUFFICIENT_CREDITS` when the balance would
+/// go below zero (the account's CHECK), else the database's own.
+pub fn refusal(error: sqlx::Error) -> ApiError {
+    if violated_constraint(&error) == Some("credit_balance_not_negative") {
+        return ApiError::new(
+            ErrorCode::InsufficientCredits,
+            "Your organization has 0 credits remaining",
+        )
+        .with_detail("availableCredits", 0);
+    }
+    error.into()
+}
+
+/// Records the events of a spend of one credit that left `after` (see [`balance_events`]).
+pub async fn announce_spend(
+    connection: &mut PgConnection,
+    account: Account,
+    after: i64,
+    threshold: i64,
+) -> ApiResult<()> {
+    let kinds = balance_events(after.saturating_add(1), after, threshold);
+    if kinds.is_empty() {
+        return Ok(());
+    }
     let subject = Subject {
         organization_id: account.organization_id,
         livemode: account.livemode,
@@ -86,10 +106,10 @@ pub async fn consume(
         },
     };
     let data = serde_json::to_value(&data).map_err(ApiError::internal)?;
-    for event_type in balance_events(after.saturating_add(1), after, threshold) {
+    for event_type in kinds {
         events::record(connection, &subject, event_type, data.clone()).await?;
     }
-    Ok(after)
+    Ok(())
 }
 
 /// The `data` of `credits.low` and `credits.depleted`.

@@ -2,7 +2,7 @@
 //! booking itself (department lock, insert, credit, event) is the one function [`book`], so that
 //! the busiest write of the service is found, and tuned, in one place.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
 use serde_json::{Map, Value};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -15,10 +15,10 @@ use crate::domain::keys::random_token;
 use crate::domain::schedule::{NotOffered, Slot};
 use crate::domain::status::Status;
 use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode, FieldError};
-use crate::events::{self, Subject};
+use crate::events::{self, Draft, Subject};
 use crate::ledger;
-use crate::store::departments::{lock_department, Department};
-use crate::store::workers::bookable_worker;
+use crate::store::departments::{department_columns, department_not_found, Department};
+use crate::store::workers::{bookable_worker, worker_inactive, worker_not_found};
 use crate::tenant::Tenant;
 
 /// One appointment as stored, with the name of its department.
@@ -301,67 +301,270 @@ pub async fn checked_worker(
         Some(id) => bookable_worker(connection, department.tenant(), department.id, id)
             .await
             .map(Some),
-        None if department.show_admins_in_booking => {
-            Err(ApiError::validation(vec![FieldError::missing_because(
-                "workerId",
-                "this department's bookings each name a staff member (showAdminsInBooking)",
-            )]))
-        }
-        None => Ok(None),
+        None => unnamed_worker(department),
     }
 }
 
-/// Books `booking` inside the caller's transaction: locks the department, checks the slot and
-/// the worker, inserts the appointment (the department's capacity, a trigger, and the worker's
-/// one-at-a-time rule, an exclusion constraint, are both decided by that INSERT), spends one
-/// credit and records `appointment.created` with the `data` that `describe` makes of it.
+/// A booking (or move) in `department` that names no staff member: 400
+/// `MISSING_REQUIRED_FIELD` on `workerId` when the department's `showAdminsInBooking` is on.
+fn unnamed_worker(department: &Department) -> ApiResult<Option<i64>> {
+    if department.show_admins_in_booking {
+        return Err(ApiError::validation(vec![FieldError::missing_because(
+            "workerId",
+            "this department's bookings each name a staff member (showAdminsInBooking)",
+        )]));
+    }
+    Ok(None)
+}
+
+/// How many times a booking reads its department without a lock before it takes the lock (see
+/// [`book`]): a department changed between the read and the write of two bookings in a row is
+/// rare, and the third decision, made under the lock, cannot be overtaken.
+const OPTIMISTIC_READS: usize = 2;
+
+/// Books `booking` inside the caller's transaction, and records `appointment.created` with the
+/// `data` that `describe` makes of it.
+///
+/// The department is read without a lock, together with the appointment's id and the named staff
+/// member's state; the slot and the worker are checked on that; then one statement inserts the
+/// appointment (the department's capacity, a trigger, and the worker's one-at-a-time rule, an
+/// exclusion constraint, decide it there), spends the credit and writes the event. The statement
+/// goes on only if the department row is still the version the booking was decided on (its
+/// `xmin`, compared under the row lock the capacity trigger takes anyway) and the staff member
+/// still active; else it writes nothing and the booking is decided again on what is current.
+/// So the rows that every booking of a department (and of an organization) waits for are held
+/// for one statement and the commit, not for the whole conversation: that wait, not the round
+/// trips before it, is what bounds the bookings per second.
 pub async fn book(
     connection: &mut PgConnection,
     tenant: Tenant,
     booking: &NewAppointment,
-    describe: impl FnOnce(&AppointmentRow) -> ApiResult<Value>,
+    describe: impl Fn(&AppointmentRow) -> ApiResult<Value>,
 ) -> ApiResult<AppointmentRow> {
-    let department = lock_department(&mut *connection, tenant, booking.department_id).await?;
-    let starts_at = start_at(&department, booking.date_time.as_str())?;
-    let worker_id = checked_worker(&mut *connection, &department, booking.worker_id).await?;
-    let slot = offered_slot(&department, starts_at)?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO appointments (organization_id, livemode, department_id, worker_id, starts_at, ends_at,
-                                   local_starts_at, timezone, name, external_user_id, phone, email, notes,
-                                   metadata, check_in_token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-         RETURNING id",
-    )
-    .bind(tenant.organization_id)
-    .bind(tenant.livemode)
-    .bind(department.id)
-    .bind(worker_id)
-    .bind(slot.starts_at)
-    .bind(slot.ends_at)
-    .bind(slot.local)
-    .bind(&department.timezone)
-    .bind(booking.name.as_str())
-    .bind(booking.external_user_id.as_ref().map(|id| id.as_str()))
-    .bind(booking.phone.as_ref().map(|phone| phone.as_str()))
-    .bind(booking.email.as_ref().map(|email| email.as_str()))
-    .bind(booking.notes.as_ref().map(|notes| notes.as_str()))
-    .bind(SqlJson(booking.metadata.as_map()))
-    .bind(random_token(32))
-    .fetch_one(&mut *connection)
-    .await
-    .map_err(booking_conflict)?;
+    let readings = std::iter::repeat_n(Reading::Optimistic, OPTIMISTIC_READS)
+        .chain(std::iter::once(Reading::Locked));
+    for reading in readings {
+        let seen = read_for_booking(&mut *connection, tenant, booking, reading).await?;
+        let department = &seen.department;
+        let starts_at = start_at(department, booking.date_time.as_str())?;
+        let worker_id = match booking.worker_id {
+            Some(id) => match seen.worker_active {
+                None => return Err(worker_not_found()),
+                Some(false) => return Err(worker_inactive(id)),
+                Some(true) => Some(id),
+            },
+            None => unnamed_worker(department)?,
+        };
+        let slot = offered_slot(department, starts_at)?;
+        // The columns keep microseconds: the answer shows what a later read shows.
+        let at = Utc::now().trunc_subsecs(6);
+        let appointment = AppointmentRow {
+            id: seen.appointment_id,
+            organization_id: tenant.organization_id,
+            livemode: tenant.livemode,
+            department_id: department.id,
+            department_name: department.name.clone(),
+            worker_id,
+            starts_at: slot.starts_at,
+            ends_at: slot.ends_at,
+            local_starts_at: slot.local,
+            timezone: department.timezone.clone(),
+            status: Status::Confirmed,
+            name: booking.name.as_str().to_owned(),
+            external_user_id: booking
+                .external_user_id
+                .as_ref()
+                .map(|id| id.as_str().to_owned()),
+            phone: booking
+                .phone
+                .as_ref()
+                .map(|phone| phone.as_str().to_owned()),
+            email: booking
+                .email
+                .as_ref()
+                .map(|email| email.as_str().to_owned()),
+            notes: booking
+                .notes
+                .as_ref()
+                .map(|notes| notes.as_str().to_owned()),
+            metadata: SqlJson(booking.metadata.as_map().clone()),
+            check_in_token: random_token(32),
+            credits_consumed: 1,
+            sequence: 1,
+            created_at: at,
+            updated_at: at,
+            cancelled_at: None,
+            cancelled_by: None,
+            cancel_reason: None,
+        };
+        let event = events::draft(
+            &appointment.subject(),
+            events::APPOINTMENT_CREATED,
+            describe(&appointment)?,
+        );
+        match write_booking(&mut *connection, &seen, &appointment, &event)
+            .await
+            .map_err(booking_refusal)?
+        {
+            Written::Stale => continue,
+            Written::Booked { balance, threshold } => {
+                ledger::announce_spend(connection, tenant, balance, threshold).await?;
+                return Ok(appointment);
+            }
+        }
+    }
+    Err(ApiError::internal(anyhow::anyhow!(
+        "a booking decided under its department's lock found the department changed"
+    )))
+}
 
-    ledger::consume(&mut *connection, tenant, id).await?;
-    let appointment = reload(&mut *connection, tenant, id).await?;
-    let data = describe(&appointment)?;
-    events::record(
-        &mut *connection,
-        &appointment.subject(),
-        events::APPOINTMENT_CREATED,
-        data,
+/// The error of a booking the database refused: no credit left, or a conflict (see
+/// [`booking_conflict`]).
+fn booking_refusal(error: sqlx::Error) -> ApiError {
+    match violated_constraint(&error) {
+        Some("credit_balance_not_negative") => ledger::refusal(error),
+        _ => booking_conflict(error),
+    }
+}
+
+/// A department as a booking reads it, with what the write needs from the same round trip.
+#[derive(Debug, sqlx::FromRow)]
+struct Seen {
+    #[sqlx(flatten)]
+    department: Department,
+    /// The row version the booking is decided on.
+    version: String,
+    /// The id the appointment will have (sequence numbers are never reused, written or not).
+    appointment_id: i64,
+    /// Whether the staff member named is active: `None` when none was named or it is not one
+    /// of the department's.
+    worker_active: Option<bool>,
+}
+
+/// How a booking reads its department.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Without a lock: the write checks that nothing changed since.
+    Optimistic,
+    /// Locked until the transaction ends, for a booking whose department kept changing under
+    /// its optimistic reads: it cannot change any more, so the write goes through.
+    Locked,
+}
+
+/// Reads the tenant's department `department_id` (404 when it has none such) and allocates the
+/// id of the appointment about to be booked, in one round trip.
+async fn read_for_booking(
+    connection: &mut PgConnection,
+    tenant: Tenant,
+    booking: &NewAppointment,
+    reading: Reading,
+) -> ApiResult<Seen> {
+    let lock = match reading {
+        Reading::Optimistic => "",
+        Reading::Locked => " FOR NO KEY UPDATE OF d",
+    };
+    // The version is read from the row the lock (if any) was taken on: the newest one.
+    let select = concat!(
+        "SELECT ",
+        department_columns!(),
+        ", d.xmin::text AS version,
+           nextval(pg_get_serial_sequence('appointments', 'id')) AS appointment_id,
+           (SELECT w.is_active FROM workers w
+             WHERE w.id = $4 AND w.department_id = d.id) AS worker_active
+      FROM departments d JOIN organizations o ON o.id = d.organization_id
+     WHERE d.id = $1 AND d.organization_id = $2 AND d.livemode = $3"
+    );
+    sqlx::query_as(&format!("{select}{lock}"))
+        .bind(booking.department_id)
+        .bind(tenant.organization_id)
+        .bind(tenant.livemode)
+        .bind(booking.worker_id)
+        .fetch_optional(connection)
+        .await?
+        .ok_or_else(department_not_found)
+}
+
+/// What the write did.
+enum Written {
+    /// Booked: the credit balance after the spend, and the account's low-balance threshold.
+    Booked { balance: i64, threshold: i64 },
+    /// The department changed (or the staff member was deactivated) since `seen` was read;
+    /// nothing was written.
+    Stale,
+}
+
+/// Writes `appointment` (whose id `seen` allocated) with its `appointment.created` event and
+/// the credit it spends, if the department is still as `seen`. Errors are the database's:
+/// capacity, staff member busy, duplicate, credit balance (see [`booking_refusal`]).
+async fn write_booking(
+    connection: &mut PgConnection,
+    seen: &Seen,
+    row: &AppointmentRow,
+    event: &Draft,
+) -> Result<Written, sqlx::Error> {
+    let department = &seen.department;
+    let written: Option<(i64, i64)> = sqlx::query_as(
+        "WITH d AS (
+             SELECT d.id FROM departments d
+              WHERE d.id = $1 AND d.xmin::text = $2
+                FOR NO KEY UPDATE
+         ), w AS (
+             SELECT w.id FROM workers w
+              WHERE w.id = $3 AND w.department_id = $1 AND w.is_active
+                FOR SHARE
+         ), a AS (
+             INSERT INTO appointments (id, organization_id, livemode, department_id, worker_id,
+                                       starts_at, ends_at, local_starts_at, timezone, status, name,
+                                       external_user_id, phone, email, notes, metadata,
+                                       check_in_token, credits_consumed, sequence, created_at,
+                                       updated_at)
+             SELECT $4, $5, $6, d.id, $3, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                    $19, $20, $21, $21
+               FROM d
+              WHERE $3::bigint IS NULL OR EXISTS (SELECT 1 FROM w)
+             RETURNING id
+         ), l AS (
+             INSERT INTO credit_transactions (organization_id, livemode, type, amount, appointment_id)
+             SELECT $5, $6, 'CONSUMPTION', -$19::bigint, a.id FROM a
+             RETURNING balance_after
+         ), e AS (
+             INSERT INTO events (id, organization_id, livemode, type, appointment_id, sequence, payload)
+             SELECT $22, $5, $6, $23, a.id, $20, $24 FROM a
+         )
+         SELECT l.balance_after, c.low_balance_threshold
+           FROM l, credit_accounts c
+          WHERE c.organization_id = $5 AND c.livemode = $6",
     )
+    .bind(department.id)
+    .bind(&seen.version)
+    .bind(row.worker_id)
+    .bind(seen.appointment_id)
+    .bind(department.organization_id)
+    .bind(department.livemode)
+    .bind(row.starts_at)
+    .bind(row.ends_at)
+    .bind(row.local_starts_at)
+    .bind(&department.timezone)
+    .bind(row.status)
+    .bind(&row.name)
+    .bind(&row.external_user_id)
+    .bind(&row.phone)
+    .bind(&row.email)
+    .bind(&row.notes)
+    .bind(&row.metadata)
+    .bind(&row.check_in_token)
+    .bind(row.credits_consumed)
+    .bind(row.sequence)
+    .bind(row.created_at)
+    .bind(&event.id)
+    .bind(crate::events::APPOINTMENT_CREATED)
+    .bind(&event.payload)
+    .fetch_optional(connection)
     .await?;
-    Ok(appointment)
+    Ok(match written {
+        Some((balance, threshold)) => Written::Booked { balance, threshold },
+        None => Written::Stale,
+    })
 }
 
 /// Every column a PATCH may change, as they are to be stored.

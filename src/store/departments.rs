@@ -129,12 +129,23 @@ impl Fields {
     }
 }
 
-const SELECT_DEPARTMENT: &str = "
-    SELECT d.id, d.organization_id, o.name AS organization_name, d.livemode, d.name, d.description,
-           d.timezone, d.slot_duration, d.capacity, d.is_active, d.opening_hours, d.closures,
-           d.min_notice_minutes, d.max_advance_days, d.show_admins_in_booking, d.created_at,
-           d.updated_at
-      FROM departments d JOIN organizations o ON o.id = d.organization_id";
+/// The columns of [`Department`] (tables `departments d` and `organizations o`), for a query
+/// that selects more beside them.
+macro_rules! department_columns {
+    () => {
+        "d.id, d.organization_id, o.name AS organization_name, d.livemode, d.name, d.description,
+         d.timezone, d.slot_duration, d.capacity, d.is_active, d.opening_hours, d.closures,
+         d.min_notice_minutes, d.max_advance_days, d.show_admins_in_booking, d.created_at,
+         d.updated_at"
+    };
+}
+pub(crate) use department_columns;
+
+const SELECT_DEPARTMENT: &str = concat!(
+    "SELECT ",
+    department_columns!(),
+    " FROM departments d JOIN organizations o ON o.id = d.organization_id"
+);
 
 /// 404 `DEPARTMENT_NOT_FOUND`: unknown, or of another organization or mode.
 pub fn department_not_found() -> ApiError {

@@ -24,6 +24,15 @@ const SELECT_WORKER: &str = "
     SELECT w.id, w.department_id, d.livemode, w.name, w.is_active, w.created_at, w.updated_at
       FROM workers w JOIN departments d ON d.id = w.department_id";
 
+/// 422 `WORKER_INACTIVE`: a deactivated staff member takes no bookings.
+pub fn worker_inactive(worker_id: i64) -> ApiError {
+    ApiError::new(
+        ErrorCode::WorkerInactive,
+        "This staff member is deactivated and takes no bookings",
+    )
+    .with_detail("workerId", worker_id)
+}
+
 /// 404 `WORKER_NOT_FOUND`: unknown, of another department, or of another organization or mode.
 pub fn worker_not_found() -> ApiError {
     ApiError::not_found(ErrorCode::WorkerNotFound, "Worker")
@@ -86,11 +95,7 @@ pub async fn bookable_worker(
     .await?;
     match active {
         None => Err(worker_not_found()),
-        Some(false) => Err(ApiError::new(
-            ErrorCode::WorkerInactive,
-            "This staff member is deactivated and takes no bookings",
-        )
-        .with_detail("workerId", worker_id)),
+        Some(false) => Err(worker_inactive(worker_id)),
         Some(true) => Ok(worker_id),
     }
 }

@@ -10,6 +10,7 @@ mod api_keys;
 mod appointments;
 mod auth;
 mod availability;
+mod booking_write;
 mod capacity;
 mod check_in;
 mod concurrency;
