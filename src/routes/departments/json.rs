@@ -15,19 +15,19 @@ use crate::error::{check_fields, ApiResult, FieldError};
 use crate::store::departments::{Department as Stored, Fields, HoursMap};
 
 /// The organization a department belongs to.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrganizationRef {
     pub id: i64,
     pub name: String,
 }
 
 /// Weekly opening hours keyed by lower-case weekday.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct WeeklyHours(pub HoursMap);
 
 /// A department, with its schedule.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(example = Department::example())]
 pub struct Department {
@@ -147,7 +147,7 @@ impl Department {
 }
 
 /// A new department. Optional members given as null take their default.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("examples" = [{
     "name": "Passport Service",
@@ -240,7 +240,7 @@ fn defaults() -> Fields {
 }
 
 /// The members to change; an absent or null member keeps its value (so `description` can only be cleared with an empty string). Existing appointments keep their slot.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("examples" = [{"capacity": 4, "closures": []}]))]
 pub struct DepartmentUpdate {

@@ -17,7 +17,7 @@ use crate::store::workers::Worker as Stored;
 const NAME_MAX: usize = 200;
 
 /// A staff member of a department. Serves one appointment at a time.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(example = Worker::example())]
 pub struct Worker {
@@ -62,7 +62,7 @@ impl Worker {
 }
 
 /// A new staff member of the department.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("examples" = [{"name": "Dr. Diallo"}]))]
 pub struct WorkerCreate {
@@ -94,7 +94,7 @@ impl WorkerCreate {
 }
 
 /// The members to change; an absent or null member keeps its value. `isActive: true` reactivates a worker. Its appointments never change.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("examples" = [{"name": "Dr. Aminata Diallo"}, {"isActive": true}]))]
 pub struct WorkerUpdate {
