@@ -12,22 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{
-    expect_error, expect_status, slot, spawn_app, spawn_app_with, test_settings, TestApp,
-    TestDatabase, ADMIN_TOKEN,
+    expect_error, expect_status, resident_kib, slot, spawn_app, spawn_app_with, test_settings,
+    TestApp, TestDatabase, ADMIN_TOKEN,
 };
-
-/// The resident memory of this process (the servers under test run in it), in KiB.
-pub fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 async fn health(address: &str) -> StatusCode {
     reqwest::get(format!("{address}/api/v1/health"))
