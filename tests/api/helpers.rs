@@ -436,14 +436,20 @@ impl TestApp {
 
     /// A test-mode key with only `scopes`; answers the clear key.
     pub async fn create_key(&self, scopes: &[&str]) -> String {
+        self.issue_key(scopes).await.key
+    }
+
+    /// A test-mode key with only `scopes`, as created (with its id and clear key).
+    pub async fn issue_key(&self, scopes: &[&str]) -> ApiKeyCreated {
         let body = ApiKeyCreate {
             name: Some("Scoped".to_owned()),
             scopes: Some(scopes.iter().map(|scope| (*scope).to_owned()).collect()),
             expires_at: None,
         };
-        let response = self.post("/api-keys", &self.org.test_key, &body).await;
-        let created: ApiKeyCreated = read(response).await.json(StatusCode::CREATED);
-        created.key
+        self.post("/api-keys", &self.org.test_key, &body)
+            .reply()
+            .await
+            .json(StatusCode::CREATED)
     }
 
     pub async fn book(&self, key: &str, department_id: i64, date_time: &str) -> Response {

@@ -68,7 +68,6 @@ pub struct WithId {
 
 /// The error body of every 4xx and 5xx, as the contract's `Error` describes it.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
     /// Every bad field of a 400, when there are some.
@@ -77,16 +76,16 @@ pub struct ErrorBody {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
-    pub details: Option<serde_json::Value>,
+    /// Machine-readable context, `{}` when there is none.
+    pub details: serde_json::Map<String, serde_json::Value>,
     pub request_id: String,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FieldError {
     pub field: String,
     pub code: String,
@@ -96,7 +95,7 @@ pub struct FieldError {
 impl ErrorDetail {
     /// One member of `details`, if given.
     pub fn detail(&self, name: &str) -> Option<&serde_json::Value> {
-        self.details.as_ref()?.get(name)
+        self.details.get(name)
     }
 }
 
