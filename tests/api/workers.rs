@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{day_ahead, expect_error, expect_status, slot, spawn_app, TestApp};
+use crate::helpers::{day_ahead, expect_status, slot, spawn_app, TestApp};
 use crate::typed::{local_time, read, ReadReply, WithId};
 
 fn workers_path(department: i64) -> String {
@@ -63,8 +63,14 @@ async fn booked_id(
 
 /// Asserts a 409 `SLOT_NOT_AVAILABLE` with its reason.
 async fn expect_busy(response: Response, reason: &str) {
-    let body = expect_error(response, StatusCode::CONFLICT, "SLOT_NOT_AVAILABLE").await;
-    assert_eq!(body["error"]["details"]["reason"], reason, "{body}");
+    let body = read(response)
+        .await
+        .error(StatusCode::CONFLICT, "SLOT_NOT_AVAILABLE");
+    assert_eq!(
+        body.error.detail("reason"),
+        Some(&json!(reason)),
+        "{body:?}"
+    );
 }
 
 async fn cancel(app: &TestApp, key: &str, appointment: i64) {
@@ -256,12 +262,16 @@ async fn another_organizations_or_modes_departments_and_workers_are_404() {
         let response = app
             .request(method.clone(), path, &mine, body.as_ref())
             .await;
-        expect_error(response, StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND").await;
+        read(response)
+            .await
+            .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
         // The same organization's other mode is another world too.
         let response = app
             .request(method.clone(), path, &other.live_key, body.as_ref())
             .await;
-        expect_error(response, StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND").await;
+        read(response)
+            .await
+            .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
     }
     // Their worker, or my own worker of another department, under my department's path.
     for worker in [their_worker, my_worker, 999_999] {
@@ -274,10 +284,14 @@ async fn another_organizations_or_modes_departments_and_workers_are_404() {
             let response = app
                 .request(method.clone(), &path, &mine, body.as_ref())
                 .await;
-            expect_error(response, StatusCode::NOT_FOUND, "WORKER_NOT_FOUND").await;
+            read(response)
+                .await
+                .error(StatusCode::NOT_FOUND, "WORKER_NOT_FOUND");
         }
         let booking = book_with(&app, &mine, my_department, &slot(2, "10:00"), Some(worker)).await;
-        expect_error(booking, StatusCode::NOT_FOUND, "WORKER_NOT_FOUND").await;
+        read(booking)
+            .await
+            .error(StatusCode::NOT_FOUND, "WORKER_NOT_FOUND");
         let availability = app
             .get(
                 &format!(
@@ -287,7 +301,9 @@ async fn another_organizations_or_modes_departments_and_workers_are_404() {
                 &mine,
             )
             .await;
-        expect_error(availability, StatusCode::NOT_FOUND, "WORKER_NOT_FOUND").await;
+        read(availability)
+            .await
+            .error(StatusCode::NOT_FOUND, "WORKER_NOT_FOUND");
     }
     assert_eq!(worker_rows(&app).await, before, "nothing changed anywhere");
 }
@@ -398,12 +414,10 @@ async fn a_department_that_shows_its_staff_requires_an_active_worker_of_its_own(
         .error(StatusCode::BAD_REQUEST, "INVALID_FIELD_VALUE");
     assert_eq!(zero.fields(), ["workerId"]);
     for unknown in [elsewhere, 999_999] {
-        expect_error(
-            book_with(&app, &key, department, &at, Some(unknown)).await,
-            StatusCode::NOT_FOUND,
-            "WORKER_NOT_FOUND",
-        )
-        .await;
+        book_with(&app, &key, department, &at, Some(unknown))
+            .reply()
+            .await
+            .error(StatusCode::NOT_FOUND, "WORKER_NOT_FOUND");
     }
     let refused = book_with(&app, &key, department, &at, Some(inactive))
         .reply()
@@ -643,13 +657,10 @@ async fn a_move_into_the_workers_busy_time_is_refused_and_a_cancellation_frees_t
     )
     .await;
     assert_eq!(edited["workerId"], worker);
-    expect_error(
-        app.patch(&back_path, &key, &json!({"dateTime": slot(2, "13:00")}))
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "WORKER_INACTIVE",
-    )
-    .await;
+    app.patch(&back_path, &key, &json!({"dateTime": slot(2, "13:00")}))
+        .reply()
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "WORKER_INACTIVE");
 }
 
 #[tokio::test]
@@ -785,12 +796,10 @@ async fn without_a_worker_a_department_that_shows_its_staff_lists_slots_some_act
     )
     .await;
     booked_id(&app, &key, department, &slot(2, "08:30"), Some(second)).await;
-    expect_error(
-        book_with(&app, &key, department, &slot(2, "08:00"), Some(gone)).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "WORKER_INACTIVE",
-    )
-    .await;
+    book_with(&app, &key, department, &slot(2, "08:00"), Some(gone))
+        .reply()
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "WORKER_INACTIVE");
     assert!(
         slots_of(&app, &key, department, Some(gone), 2, true)
             .await
