@@ -104,13 +104,16 @@ pub struct ApiKeyCreate {
     // Optional in Rust so that a missing field is named in the 400 (the schema says required).
     /// 1 to 100 characters after trimming.
     #[schemars(with = "String", length(min = 1, max = 100))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     // Text, not `Scope`, so that every unknown scope is named in the 400 by its index.
     /// Duplicates are dropped.
     #[schemars(with = "Vec<Scope>", length(min = 1))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
     /// RFC 3339, in the future (else 400 INVALID_DATE_TIME).
     #[schemars(extend("type" = ["string", "null"], "format" = "date-time"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
 

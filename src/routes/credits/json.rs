@@ -137,6 +137,7 @@ pub struct CreditTransactionPage {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreditSettings {
     #[schemars(with = "i64", range(min = 0, max = 1_000_000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub low_balance_threshold: Option<i64>,
 }
 

@@ -69,8 +69,10 @@ pub struct WorkerCreate {
     // Optional in Rust so that a missing name is named in the 400 (the schema says required).
     /// 1 to 200 characters, not blank; stored trimmed.
     #[schemars(with = "String", length(min = 1, max = 200))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Default true.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub is_active: Option<bool>,
 }
 
@@ -100,7 +102,9 @@ impl WorkerCreate {
 pub struct WorkerUpdate {
     /// 1 to 200 characters, not blank; stored trimmed.
     #[schemars(length(min = 1, max = 200))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub is_active: Option<bool>,
 }
 
