@@ -1,11 +1,17 @@
 //! Authentication, scopes and modes: every 401 and 403 code of the contract.
 
+use moncreneau::domain::credits::CreditGrant;
+use moncreneau::routes::api_keys::json::ApiKey;
+use moncreneau::routes::credits::json::Credits;
+use moncreneau::routes::departments::json::Department;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::contract::ContractClient;
 use crate::helpers::{
-    expect_error, expect_status, spawn_app, start_server, test_settings, TestDatabase, ADMIN_TOKEN,
+    expect_status, spawn_app, start_server, test_settings, TestDatabase, ADMIN_TOKEN,
 };
+use crate::typed::{read, ReadReply, WithId};
 
 #[tokio::test]
 async fn a_request_without_key_is_401_missing_api_key_with_a_bearer_challenge() {
@@ -23,7 +29,9 @@ async fn a_request_without_key_is_401_missing_api_key_with_a_bearer_challenge() 
             .and_then(|v| v.to_str().ok()),
         Some("Bearer")
     );
-    expect_error(response, StatusCode::UNAUTHORIZED, "MISSING_API_KEY").await;
+    read(response)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "MISSING_API_KEY");
 }
 
 #[tokio::test]
@@ -56,70 +64,54 @@ async fn malformed_credentials_are_401_invalid_token_format() {
             .send()
             .await
             .unwrap();
-        let body = expect_status(response, StatusCode::UNAUTHORIZED).await;
-        assert_eq!(
-            body["error"]["code"], "INVALID_TOKEN_FORMAT",
-            "{why}: {body}"
-        );
+        let reply = read(response).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{why}: {reply:?}");
+        reply.error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN_FORMAT");
     }
 }
 
 #[tokio::test]
 async fn an_unknown_well_formed_key_is_401_invalid_api_key() {
     let app = spawn_app().await;
-    let response = app
-        .get("/departments", &format!("mk_test_{}", "Z".repeat(40)))
-        .await;
-    expect_error(response, StatusCode::UNAUTHORIZED, "INVALID_API_KEY").await;
+    app.get("/departments", &format!("mk_test_{}", "Z".repeat(40)))
+        .reply()
+        .await
+        .error(StatusCode::UNAUTHORIZED, "INVALID_API_KEY");
 }
 
 #[tokio::test]
 async fn revoked_and_expired_keys_are_401_expired_api_key() {
     let app = spawn_app().await;
-    let created = expect_status(
-        app.post(
-            "/api-keys",
-            &app.org.test_key,
-            &json!({"name": "reader", "scopes": ["departments:read"]}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let key = created["key"].as_str().unwrap().to_owned();
-    expect_status(app.get("/departments", &key).await, StatusCode::OK).await;
+    let created = app.issue_key(&["departments:read"]).await;
+    let key = created.key.as_str();
+    let _: Vec<Department> = app
+        .get("/departments", key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
 
     sqlx::query("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1")
-        .bind(created["id"].as_str().unwrap())
+        .bind(&created.api_key.id)
         .execute(&app.db)
         .await
         .unwrap();
-    expect_error(
-        app.get("/departments", &key).await,
-        StatusCode::UNAUTHORIZED,
-        "EXPIRED_API_KEY",
-    )
-    .await;
+    app.get("/departments", key)
+        .reply()
+        .await
+        .error(StatusCode::UNAUTHORIZED, "EXPIRED_API_KEY");
 
-    let other = expect_status(
-        app.post(
-            "/api-keys",
-            &app.org.test_key,
-            &json!({"name": "temp", "scopes": ["departments:read"]}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let path = format!("/api-keys/{}", other["id"].as_str().unwrap());
-    expect_status(app.delete(&path, &app.org.test_key).await, StatusCode::OK).await;
-    expect_error(
-        app.get("/departments", other["key"].as_str().unwrap())
-            .await,
-        StatusCode::UNAUTHORIZED,
-        "EXPIRED_API_KEY",
-    )
-    .await;
+    let other = app.issue_key(&["departments:read"]).await;
+    let path = format!("/api-keys/{}", other.api_key.id);
+    let revoked: ApiKey = app
+        .delete(&path, &app.org.test_key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert!(revoked.revoked_at.is_some(), "{revoked:?}");
+    app.get("/departments", &other.key)
+        .reply()
+        .await
+        .error(StatusCode::UNAUTHORIZED, "EXPIRED_API_KEY");
 }
 
 #[tokio::test]
@@ -132,10 +124,8 @@ async fn both_header_styles_authenticate() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        expect_status(bearer, StatusCode::OK).await["livemode"],
-        false
-    );
+    let test: Credits = read(bearer).await.json(StatusCode::OK);
+    assert!(!test.livemode);
     let header = app
         .client
         .get(app.url("/credits"))
@@ -143,27 +133,24 @@ async fn both_header_styles_authenticate() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        expect_status(header, StatusCode::OK).await["livemode"],
-        true
-    );
+    let live: Credits = read(header).await.json(StatusCode::OK);
+    assert!(live.livemode);
 }
 
 #[tokio::test]
 async fn each_route_refuses_a_key_without_its_scope() {
     let app = spawn_app().await;
     let department = app.create_department(&app.org.test_key, 2).await;
-    let booked = expect_status(
-        app.book(
+    let booked: WithId = app
+        .book(
             &app.org.test_key,
             department,
             &crate::helpers::slot(2, "10:00"),
         )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let appointment = booked["id"].as_i64().unwrap();
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
+    let appointment = booked.id;
     // A key holding every scope but the one each route needs.
     let all_but = |missing: &str| -> Vec<&str> {
         [
@@ -279,25 +266,20 @@ async fn each_route_refuses_a_key_without_its_scope() {
     ];
     let before = app.footprint().await;
     for (scope, method, path, body) in cases {
-        let created = expect_status(
-            app.post(
-                "/api-keys",
-                &app.org.test_key,
-                &json!({"name": "limited", "scopes": all_but(scope)}),
-            )
-            .await,
-            StatusCode::CREATED,
-        )
-        .await;
-        let key = created["key"].as_str().unwrap();
-        let response = app.request(method.clone(), &path, key, body.as_ref()).await;
-        let body = expect_status(response, StatusCode::FORBIDDEN).await;
+        let key = app.create_key(&all_but(scope)).await;
+        let response = app
+            .request(method.clone(), &path, &key, body.as_ref())
+            .await;
+        let reply = read(response).await;
         assert_eq!(
-            body["error"]["code"], "INSUFFICIENT_SCOPE",
-            "{method} {path}: {body}"
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {reply:?}"
         );
+        let refused = reply.error(StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
         assert_eq!(
-            body["error"]["details"]["requiredScope"], scope,
+            refused.error.detail("requiredScope"),
+            Some(&json!(scope)),
             "{method} {path}"
         );
     }
@@ -327,14 +309,14 @@ async fn each_route_refuses_a_key_without_its_scope() {
 #[tokio::test]
 async fn live_test_credit_grants_are_403_live_mode_forbidden() {
     let app = spawn_app().await;
-    let response = app
-        .post(
-            "/credits/grants",
-            &app.org.live_key,
-            &json!({"amount": 5, "reason": "top-up"}),
-        )
-        .await;
-    expect_error(response, StatusCode::FORBIDDEN, "LIVE_MODE_FORBIDDEN").await;
+    let grant = CreditGrant {
+        amount: Some(5),
+        reason: Some("top-up".to_owned()),
+    };
+    app.post("/credits/grants", &app.org.live_key, &grant)
+        .reply()
+        .await
+        .error(StatusCode::FORBIDDEN, "LIVE_MODE_FORBIDDEN");
     assert_eq!(app.balance(&app.org.live_key).await, 10);
 }
 
@@ -347,7 +329,9 @@ async fn the_operator_api_checks_its_token() {
         .send()
         .await
         .unwrap();
-    expect_error(none, StatusCode::UNAUTHORIZED, "MISSING_API_KEY").await;
+    read(none)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "MISSING_API_KEY");
     let wrong = app
         .client
         .get(app.url("/admin/organizations"))
@@ -355,7 +339,9 @@ async fn the_operator_api_checks_its_token() {
         .send()
         .await
         .unwrap();
-    expect_error(wrong, StatusCode::UNAUTHORIZED, "INVALID_API_KEY").await;
+    read(wrong)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "INVALID_API_KEY");
     // An organization key is not an operator token.
     let org_key = app
         .client
@@ -364,7 +350,9 @@ async fn the_operator_api_checks_its_token() {
         .send()
         .await
         .unwrap();
-    expect_error(org_key, StatusCode::UNAUTHORIZED, "INVALID_API_KEY").await;
+    read(org_key)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "INVALID_API_KEY");
     let right = app
         .client
         .get(app.url("/admin/organizations"))
@@ -381,32 +369,27 @@ async fn without_an_admin_token_the_operator_api_does_not_exist() {
     let mut settings = test_settings(&database.url());
     settings.admin_token = None;
     let address = start_server(settings).await;
-    let response = crate::contract::ContractClient::new(reqwest::Client::new())
+    let response = ContractClient::new(reqwest::Client::new())
         .post(format!("{address}/api/v1/admin/organizations"))
         .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"name": "X"}))
         .send()
         .await
         .unwrap();
-    expect_error(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    read(response)
+        .await
+        .error(StatusCode::NOT_FOUND, "NOT_FOUND");
 }
 
 #[tokio::test]
 async fn a_missing_scope_is_reported_before_any_body_problem() {
     let app = spawn_app().await;
-    let reader = expect_status(
-        app.post(
-            "/api-keys",
-            &app.org.test_key,
-            &json!({"name": "reader", "scopes": ["appointments:read"]}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let key = reader["key"].as_str().unwrap();
-    let empty = app.post("/appointments", key, &json!({})).await;
-    expect_error(empty, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE").await;
+    let key = &app.create_key(&["appointments:read"]).await;
+    // Malformed bodies on purpose: the scope is checked before them.
+    app.post("/appointments", key, &json!({}))
+        .reply()
+        .await
+        .error(StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
     let text = app
         .client
         .post(app.url("/appointments"))
@@ -416,7 +399,9 @@ async fn a_missing_scope_is_reported_before_any_body_problem() {
         .send()
         .await
         .unwrap();
-    expect_error(text, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE").await;
+    read(text)
+        .await
+        .error(StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
     let unauthenticated = app
         .client
         .post(app.url("/appointments"))
@@ -425,5 +410,7 @@ async fn a_missing_scope_is_reported_before_any_body_problem() {
         .send()
         .await
         .unwrap();
-    expect_error(unauthenticated, StatusCode::UNAUTHORIZED, "MISSING_API_KEY").await;
+    read(unauthenticated)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "MISSING_API_KEY");
 }

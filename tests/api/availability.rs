@@ -1,28 +1,37 @@
 //! Availability: bookable slots only by default, DST-correct, and in agreement with booking.
 
 use chrono::{DateTime, Utc};
+use moncreneau::routes::availability::json::{Availability, AvailabilitySlot};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{day_ahead, expect_error, expect_status, slot, spawn_app, TestApp};
+use crate::helpers::{day_ahead, expect_status, slot, spawn_app, TestApp};
+use crate::typed::{local_time, read, ErrorBody, ReadReply, Reply, WithId};
 
-async fn availability(app: &TestApp, key: &str, department: i64, query: &str) -> Value {
-    let response = app
-        .get(
-            &format!("/departments/{department}/availability?{query}"),
-            key,
-        )
-        .await;
-    expect_status(response, StatusCode::OK).await
+/// The availability of `department` for `query`, read whole.
+async fn availability(app: &TestApp, key: &str, department: i64, query: &str) -> Reply {
+    app.get(
+        &format!("/departments/{department}/availability?{query}"),
+        key,
+    )
+    .reply()
+    .await
 }
 
-fn slots_of(listing: &Value) -> Vec<Value> {
-    listing["availability"]
-        .as_array()
-        .unwrap()
+fn slots_of(listing: &Availability) -> Vec<&AvailabilitySlot> {
+    listing
+        .availability
         .iter()
-        .flat_map(|day| day["slots"].as_array().unwrap().clone())
+        .flat_map(|day| &day.slots)
         .collect()
+}
+
+fn times(slots: &[AvailabilitySlot]) -> Vec<String> {
+    slots.iter().map(local_time).collect()
+}
+
+fn instant(text: &str) -> DateTime<Utc> {
+    text.parse().expect("an RFC 3339 instant")
 }
 
 #[tokio::test]
@@ -38,62 +47,51 @@ async fn the_listing_has_the_contract_shape_and_omits_full_and_closed_slots() {
         monday + chrono::Duration::days(1)
     );
 
-    let listing = availability(&app, &key, department, &query).await;
-    assert_eq!(listing["departmentId"], department);
-    assert_eq!(listing["timezone"], "Africa/Conakry");
+    let reply = availability(&app, &key, department, &query).await;
+    let listing: Availability = reply.json(StatusCode::OK);
     assert_eq!(
-        listing["availability"].as_array().unwrap().len(),
-        1,
-        "only Monday has slots: {listing}"
+        (listing.department_id, listing.timezone.as_str()),
+        (department, "Africa/Conakry")
     );
-    assert_eq!(listing["availability"][0]["date"], monday.to_string());
-    let times: Vec<&str> = listing["availability"][0]["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["time"].as_str().unwrap())
-        .collect();
-    assert_eq!(times, ["08:00", "08:30", "13:00", "13:30"]);
+    let dates: Vec<_> = listing.availability.iter().map(|day| day.date).collect();
+    assert_eq!(dates, [monday], "only Monday has slots");
+    let slots = &listing.availability[0].slots;
+    assert_eq!(times(slots), ["08:00", "08:30", "13:00", "13:30"]);
+    // The exact text of a slot on the wire, which the typed reading does not pin down.
+    let raw: Value = reply.parse();
     assert_eq!(
-        listing["availability"][0]["slots"][0],
+        raw["availability"][0]["slots"][0],
         json!({"time": "08:00", "dateTime": format!("{monday}T08:00:00"), "startsAt": format!("{monday}T08:00:00Z"),
                "endsAt": format!("{monday}T08:30:00Z"), "available": true, "remaining": 1})
     );
 
-    expect_status(
-        app.book(&key, department, &format!("{monday}T08:30:00"))
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let listing = availability(&app, &key, department, &query).await;
-    let times: Vec<&str> = listing["availability"][0]["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["time"].as_str().unwrap())
-        .collect();
+    let _: WithId = app
+        .book(&key, department, &format!("{monday}T08:30:00"))
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
+    let listing: Availability = availability(&app, &key, department, &query)
+        .await
+        .json(StatusCode::OK);
     assert_eq!(
-        times,
+        times(&listing.availability[0].slots),
         ["08:00", "13:00", "13:30"],
         "the full slot is no longer listed"
     );
 
-    let everything = availability(
+    let everything: Availability = availability(
         &app,
         &key,
         department,
         &format!("{query}&includeUnavailable=true"),
     )
-    .await;
+    .await
+    .json(StatusCode::OK);
     let full = slots_of(&everything)
         .into_iter()
-        .find(|s| s["time"] == "08:30")
-        .unwrap();
-    assert_eq!(
-        (full["available"].as_bool(), full["remaining"].as_i64()),
-        (Some(false), Some(0))
-    );
+        .find(|s| local_time(s) == "08:30")
+        .expect("the full slot is listed with includeUnavailable");
+    assert_eq!((full.available, full.remaining), (false, 0));
 }
 
 #[tokio::test]
@@ -104,29 +102,26 @@ async fn past_and_too_soon_slots_show_only_with_include_unavailable() {
         .create_department_with(&key, json!({"minNoticeMinutes": 2 * 1440}))
         .await;
     let query = format!("startDate={}&endDate={}", day_ahead(-1), day_ahead(3));
-    let bookable = availability(&app, &key, department, &query).await;
-    let first_day = bookable["availability"][0]["date"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bookable: Availability = availability(&app, &key, department, &query)
+        .await
+        .json(StatusCode::OK);
+    let first_day = bookable.availability.first().map(|day| day.date);
     assert!(
-        first_day >= day_ahead(2).to_string(),
-        "nothing inside the notice is offered: {first_day}"
+        first_day >= Some(day_ahead(2)),
+        "nothing inside the notice is offered: {first_day:?}"
     );
 
-    let all = availability(
+    let all: Availability = availability(
         &app,
         &key,
         department,
         &format!("{query}&includeUnavailable=true"),
     )
-    .await;
-    assert_eq!(all["availability"][0]["date"], day_ahead(-1).to_string());
-    assert!(all["availability"][0]["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["available"] == false));
+    .await
+    .json(StatusCode::OK);
+    let yesterday = &all.availability[0];
+    assert_eq!(yesterday.date, day_ahead(-1));
+    assert!(yesterday.slots.iter().all(|s| !s.available));
 }
 
 #[tokio::test]
@@ -146,9 +141,12 @@ async fn every_listed_slot_is_bookable_and_every_refused_slot_is_unlisted() {
         )
         .await;
     let query = format!("startDate={}&endDate={}", day_ahead(0), day_ahead(8));
-    let listed: Vec<String> = slots_of(&availability(&app, &key, department, &query).await)
+    let listing: Availability = availability(&app, &key, department, &query)
+        .await
+        .json(StatusCode::OK);
+    let listed: Vec<String> = slots_of(&listing)
         .iter()
-        .map(|s| s["dateTime"].as_str().unwrap().to_owned())
+        .map(|s| s.date_time.0.format("%Y-%m-%dT%H:%M:%S").to_string())
         .collect();
     assert!(!listed.is_empty());
 
@@ -163,11 +161,12 @@ async fn every_listed_slot_is_bookable_and_every_refused_slot_is_unlisted() {
             match response.status() {
                 StatusCode::CREATED => accepted.push(date_time),
                 StatusCode::UNPROCESSABLE_ENTITY => {
-                    let body = expect_status(response, StatusCode::UNPROCESSABLE_ENTITY).await;
-                    assert_eq!(body["error"]["code"], "SLOT_NOT_OFFERED");
+                    let body = read(response)
+                        .await
+                        .error(StatusCode::UNPROCESSABLE_ENTITY, "SLOT_NOT_OFFERED");
                     assert!(
                         !listed.contains(&date_time),
-                        "{date_time} is listed but refused: {body}"
+                        "{date_time} is listed but refused: {body:?}"
                     );
                 }
                 other => panic!("{date_time}: unexpected {other}"),
@@ -179,11 +178,12 @@ async fn every_listed_slot_is_bookable_and_every_refused_slot_is_unlisted() {
         !listed.iter().any(|s| s.starts_with(&closed.to_string())),
         "the closure is not listed"
     );
-    let after = availability(&app, &key, department, &query).await;
-    assert_eq!(
-        after["availability"],
-        json!([]),
-        "all taken: nothing left to list"
+    let after: Availability = availability(&app, &key, department, &query)
+        .await
+        .json(StatusCode::OK);
+    assert!(
+        after.availability.is_empty(),
+        "all taken: nothing left to list: {after:?}"
     );
 }
 
@@ -200,25 +200,21 @@ async fn paris_dst_changes_have_no_phantom_or_missing_slot_and_right_instants() 
         )
         .await;
 
-    let spring = availability(
+    let spring: Availability = availability(
         &app,
         &key,
         department,
         "startDate=2027-03-28&endDate=2027-03-28&includeUnavailable=true",
     )
-    .await;
-    let pairs = |listing: &Value| -> Vec<(String, String)> {
+    .await
+    .json(StatusCode::OK);
+    let pairs = |listing: &Availability| -> Vec<(String, DateTime<Utc>)> {
         slots_of(listing)
             .iter()
-            .map(|s| {
-                (
-                    s["time"].as_str().unwrap().to_owned(),
-                    s["startsAt"].as_str().unwrap().to_owned(),
-                )
-            })
+            .map(|s| (local_time(s), s.starts_at.0))
             .collect()
     };
-    let expected_spring: Vec<(String, String)> = [
+    let expected_spring: Vec<(String, DateTime<Utc>)> = [
         ("00:00", "2027-03-27T23:00:00Z"),
         ("01:00", "2027-03-28T00:00:00Z"),
         ("03:00", "2027-03-28T01:00:00Z"),
@@ -226,18 +222,19 @@ async fn paris_dst_changes_have_no_phantom_or_missing_slot_and_right_instants() 
         ("05:00", "2027-03-28T03:00:00Z"),
     ]
     .iter()
-    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .map(|(time, at)| ((*time).to_owned(), instant(at)))
     .collect();
     assert_eq!(pairs(&spring), expected_spring);
 
-    let autumn = availability(
+    let autumn: Availability = availability(
         &app,
         &key,
         department,
         "startDate=2027-10-31&endDate=2027-10-31&includeUnavailable=true",
     )
-    .await;
-    let expected_autumn: Vec<(String, String)> = [
+    .await
+    .json(StatusCode::OK);
+    let expected_autumn: Vec<(String, DateTime<Utc>)> = [
         ("00:00", "2027-10-30T22:00:00Z"),
         ("01:00", "2027-10-30T23:00:00Z"),
         ("02:00", "2027-10-31T00:00:00Z"),
@@ -246,12 +243,12 @@ async fn paris_dst_changes_have_no_phantom_or_missing_slot_and_right_instants() 
         ("05:00", "2027-10-31T04:00:00Z"),
     ]
     .iter()
-    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .map(|(time, at)| ((*time).to_owned(), instant(at)))
     .collect();
     assert_eq!(pairs(&autumn), expected_autumn);
     // The slot before the gap lasts one real hour and ends at 03:00 local.
-    let one_am = &slots_of(&spring)[1];
-    assert_eq!(one_am["endsAt"], "2027-03-28T01:00:00Z");
+    let one_am = slots_of(&spring)[1];
+    assert_eq!(one_am.ends_at.0, instant("2027-03-28T01:00:00Z"));
 
     // Booking agrees with the listing while those days are ahead.
     if "2027-03-28T01:00:00Z".parse::<DateTime<Utc>>().unwrap() > Utc::now() {
@@ -276,21 +273,17 @@ async fn paris_dst_changes_have_no_phantom_or_missing_slot_and_right_instants() 
         let second_occurrence = app
             .book(&key, department, "2027-10-31T02:00:00+01:00")
             .await;
-        let body = expect_error(
-            second_occurrence,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "SLOT_NOT_OFFERED",
-        )
-        .await;
-        assert_eq!(body["error"]["details"]["reason"], "MISALIGNED");
+        let body = read(second_occurrence)
+            .await
+            .error(StatusCode::UNPROCESSABLE_ENTITY, "SLOT_NOT_OFFERED");
+        assert_eq!(body.error.detail("reason"), Some(&json!("MISALIGNED")));
     }
-    let gap = expect_error(
-        app.book(&key, department, "2027-03-28T02:00:00").await,
-        StatusCode::BAD_REQUEST,
-        "INVALID_DATE_TIME",
-    )
-    .await;
-    assert_eq!(gap["errors"][0]["field"], "dateTime");
+    let gap = app
+        .book(&key, department, "2027-03-28T02:00:00")
+        .reply()
+        .await
+        .error(StatusCode::BAD_REQUEST, "INVALID_DATE_TIME");
+    assert_eq!(gap.fields(), ["dateTime"]);
 }
 
 #[tokio::test]
@@ -318,38 +311,30 @@ async fn bad_queries_are_400_naming_the_parameter() {
         ),
     ];
     for (query, field, code) in cases {
-        let body = expect_status(
-            app.get(
-                &format!("/departments/{department}/availability?{query}"),
-                &key,
-            )
-            .await,
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
-        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
-        assert_eq!(body["errors"][0]["code"], code, "{query}");
+        let body: ErrorBody = availability(&app, &key, department, query)
+            .await
+            .json(StatusCode::BAD_REQUEST);
+        assert_eq!(body.first(), Some((field, code)), "{query}: {body:?}");
     }
     // 92 days inclusive is the most allowed.
-    expect_status(
-        app.get(
-            &format!(
-                "/departments/{department}/availability?startDate=2027-01-01&endDate=2027-04-02"
-            ),
-            &key,
-        )
-        .await,
-        StatusCode::OK,
+    let longest: Availability = availability(
+        &app,
+        &key,
+        department,
+        "startDate=2027-01-01&endDate=2027-04-02",
     )
-    .await;
-    expect_error(
-        app.get(
-            "/departments/999999/availability?startDate=2027-01-01&endDate=2027-01-02",
-            &key,
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        "DEPARTMENT_NOT_FOUND",
+    .await
+    .json(StatusCode::OK);
+    assert_eq!(
+        (longest.start_date.to_string(), longest.end_date.to_string()),
+        ("2027-01-01".to_owned(), "2027-04-02".to_owned())
+    );
+    availability(
+        &app,
+        &key,
+        999_999,
+        "startDate=2027-01-01&endDate=2027-01-02",
     )
-    .await;
+    .await
+    .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
 }

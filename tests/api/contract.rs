@@ -240,7 +240,14 @@ impl ContractRequest {
 
 #[test]
 fn a_wrong_type_or_an_undocumented_status_breaks_the_contract() {
-    let good = br#"{"availableCredits": 1, "consumedCredits": 0, "refundedCredits": 0, "livemode": false, "lowBalanceThreshold": 5}"#;
+    let credits = moncreneau::routes::credits::json::Credits {
+        available_credits: 1,
+        consumed_credits: 0,
+        refunded_credits: 0,
+        livemode: false,
+        low_balance_threshold: 5,
+    };
+    let good = &serde_json::to_vec(&credits).unwrap();
     assert_eq!(
         check(
             &Method::GET,
@@ -251,13 +258,15 @@ fn a_wrong_type_or_an_undocumented_status_breaks_the_contract() {
         ),
         Ok(())
     );
-    let wrong = br#"{"availableCredits": "1", "consumedCredits": 0, "refundedCredits": 0, "livemode": false, "lowBalanceThreshold": 5}"#;
+    // A number written as a string: malformed on purpose.
+    let mut wrong = serde_json::to_value(&credits).unwrap();
+    wrong["availableCredits"] = json!("1");
     assert!(check(
         &Method::GET,
         "/api/v1/credits",
         200,
         Some("application/json"),
-        wrong
+        &serde_json::to_vec(&wrong).unwrap()
     )
     .is_err());
     assert!(check(

@@ -1,21 +1,39 @@
 //! Credits: balance, ledger, test grants, threshold and the low/depleted events.
 
-use reqwest::StatusCode;
+use moncreneau::domain::credits::CreditGrant;
+use moncreneau::routes::credits::json::{
+    CreditSettings, CreditTransactionPage, Credits, TransactionType,
+};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{expect_error, expect_status, slot, spawn_app};
+use crate::helpers::{expect_status, slot, spawn_app};
+use crate::typed::{ErrorBody, ReadReply, WithId};
 
 #[tokio::test]
 async fn a_new_organization_has_100_test_credits_and_its_live_grant() {
     let app = spawn_app().await;
-    let test = expect_status(app.get("/credits", &app.org.test_key).await, StatusCode::OK).await;
+    let test: Credits = app
+        .get("/credits", &app.org.test_key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
     assert_eq!(
         test,
-        json!({"availableCredits": 100, "consumedCredits": 0, "refundedCredits": 0, "livemode": false, "lowBalanceThreshold": 5})
+        Credits {
+            available_credits: 100,
+            consumed_credits: 0,
+            refunded_credits: 0,
+            livemode: false,
+            low_balance_threshold: 5,
+        }
     );
-    let live = expect_status(app.get("/credits", &app.org.live_key).await, StatusCode::OK).await;
-    assert_eq!(live["availableCredits"], 10);
-    assert_eq!(live["livemode"], true);
+    let live: Credits = app
+        .get("/credits", &app.org.live_key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!((live.available_credits, live.livemode), (10, true));
 }
 
 #[tokio::test]
@@ -23,74 +41,65 @@ async fn the_ledger_records_each_movement_with_its_running_balance() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 1).await;
-    let id = expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
+    let booked: WithId = app
+        .book(&key, department, &slot(2, "10:00"))
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
+    let id = booked.id;
     expect_status(
         app.delete(&format!("/appointments/{id}"), &key).await,
         StatusCode::OK,
     )
     .await;
-    let granted = expect_status(
-        app.post(
-            "/credits/grants",
-            &key,
-            &json!({"amount": 25, "reason": "Sandbox refill"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    assert_eq!(granted["availableCredits"], 125);
+    let grant = CreditGrant {
+        amount: Some(25),
+        reason: Some("Sandbox refill".to_owned()),
+    };
+    let granted: Credits = app
+        .post("/credits/grants", &key, &grant)
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
+    assert_eq!(granted.available_credits, 125);
 
-    let ledger = expect_status(
-        app.get("/credits/transactions?page=0&size=10", &key).await,
-        StatusCode::OK,
-    )
-    .await;
+    let ledger: CreditTransactionPage = app
+        .get("/credits/transactions?page=0&size=10", &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
 
-    assert_eq!(ledger["totalElements"], 4);
-    let lines: Vec<(String, i64, i64, Value)> = ledger["content"]
-        .as_array()
-        .unwrap()
+    assert_eq!(ledger.total_elements, 4);
+    let lines: Vec<_> = ledger
+        .content
         .iter()
-        .map(|l| {
+        .map(|line| {
             (
-                l["type"].as_str().unwrap().to_owned(),
-                l["amount"].as_i64().unwrap(),
-                l["balanceAfter"].as_i64().unwrap(),
-                l["appointmentId"].clone(),
+                line.r#type,
+                line.amount,
+                line.balance_after,
+                line.appointment_id,
             )
         })
         .collect();
     assert_eq!(
         lines,
         [
-            ("GRANT".to_owned(), 25, 125, Value::Null),
-            ("REFUND".to_owned(), 1, 100, json!(id)),
-            ("CONSUMPTION".to_owned(), -1, 99, json!(id)),
-            ("GRANT".to_owned(), 100, 100, Value::Null),
+            (TransactionType::Grant, 25, 125, None),
+            (TransactionType::Refund, 1, 100, Some(id)),
+            (TransactionType::Consumption, -1, 99, Some(id)),
+            (TransactionType::Grant, 100, 100, None),
         ]
     );
-    let credits = expect_status(app.get("/credits", &key).await, StatusCode::OK).await;
+    let credits: Credits = app.get("/credits", &key).reply().await.json(StatusCode::OK);
+    assert_eq!((credits.consumed_credits, credits.refunded_credits), (1, 1));
+    let live_ledger: CreditTransactionPage = app
+        .get("/credits/transactions", &app.org.live_key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
     assert_eq!(
-        (
-            credits["consumedCredits"].as_i64(),
-            credits["refundedCredits"].as_i64()
-        ),
-        (Some(1), Some(1))
-    );
-    let live_ledger = expect_status(
-        app.get("/credits/transactions", &app.org.live_key).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(
-        live_ledger["totalElements"], 1,
+        live_ledger.total_elements, 1,
         "the live ledger only has its own grant"
     );
     app.assert_ledger_consistent().await;
@@ -126,34 +135,30 @@ async fn bad_grants_and_settings_are_400_and_change_nothing() {
         ),
     ];
     for (body, field, code) in cases {
-        let answer = expect_status(
-            app.post("/credits/grants", &key, &body).await,
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+        let answer: ErrorBody = app
+            .post("/credits/grants", &key, &body)
+            .reply()
+            .await
+            .json(StatusCode::BAD_REQUEST);
+        // The top-level code is the first field's.
         assert_eq!(
-            (
-                answer["errors"][0]["field"].as_str(),
-                answer["error"]["code"].as_str()
-            ),
-            (Some(field), Some(code)),
+            (answer.first(), answer.error.code.as_str()),
+            (Some((field, code)), code),
             "{body}"
         );
     }
+    // Malformed on purpose (a string, a missing member): raw JSON.
     let threshold = |v: Value| json!({"lowBalanceThreshold": v});
     for body in [json!({}), threshold(json!(-1)), threshold(json!("3"))] {
-        expect_status(
-            app.request(reqwest::Method::PUT, "/credits/settings", &key, Some(&body))
-                .await,
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+        let _: ErrorBody = app
+            .request(Method::PUT, "/credits/settings", &key, Some(&body))
+            .reply()
+            .await
+            .json(StatusCode::BAD_REQUEST);
     }
     assert_eq!(app.footprint().await, before);
-    assert_eq!(
-        expect_status(app.get("/credits", &key).await, StatusCode::OK).await["lowBalanceThreshold"],
-        5
-    );
+    let credits: Credits = app.get("/credits", &key).reply().await.json(StatusCode::OK);
+    assert_eq!(credits.low_balance_threshold, 5);
 }
 
 #[tokio::test]
@@ -161,18 +166,15 @@ async fn crossing_the_threshold_emits_credits_low_once_and_zero_emits_depleted()
     let app = spawn_app().await;
     let org = app.create_org("Tight Clinic", 4).await;
     let key = org.live_key.clone();
-    let set = app
-        .request(
-            reqwest::Method::PUT,
-            "/credits/settings",
-            &key,
-            Some(&json!({"lowBalanceThreshold": 2})),
-        )
-        .await;
-    assert_eq!(
-        expect_status(set, StatusCode::OK).await["lowBalanceThreshold"],
-        2
-    );
+    let settings = CreditSettings {
+        low_balance_threshold: Some(2),
+    };
+    let set: Credits = app
+        .put("/credits/settings", &key, &settings)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(set.low_balance_threshold, 2);
     let department = app.create_department(&key, 5).await;
     let events = || async {
         sqlx::query_as::<_, (String, Value)>("SELECT type, payload FROM events WHERE organization_id = $1 AND type LIKE 'credits.%' ORDER BY created_at")
@@ -214,12 +216,10 @@ async fn crossing_the_threshold_emits_credits_low_once_and_zero_emits_depleted()
     .await; // 0 left
     let all: Vec<String> = events().await.into_iter().map(|(t, _)| t).collect();
     assert_eq!(all, ["credits.low", "credits.depleted"]);
-    expect_error(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::PAYMENT_REQUIRED,
-        "INSUFFICIENT_CREDITS",
-    )
-    .await;
+    app.book(&key, department, &slot(2, "10:00"))
+        .reply()
+        .await
+        .error(StatusCode::PAYMENT_REQUIRED, "INSUFFICIENT_CREDITS");
     assert_eq!(events().await.len(), 2, "a refused booking emits nothing");
 }
 

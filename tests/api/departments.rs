@@ -1,61 +1,116 @@
 //! Departments: create, read, list, update, deactivate, and their validation.
 
+use chrono::NaiveDate;
+use moncreneau::domain::schedule::{Closure, RangeText};
+use moncreneau::routes::departments::json::{
+    Department, DepartmentCreate, DepartmentUpdate, OrganizationRef, WeeklyHours,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{expect_error, expect_status, spawn_app};
+use crate::helpers::spawn_app;
+use crate::typed::{ErrorBody, ReadReply};
+
+fn range(start: &str, end: &str) -> RangeText {
+    RangeText {
+        start: start.to_owned(),
+        end: end.to_owned(),
+    }
+}
+
+fn date(text: &str) -> NaiveDate {
+    text.parse().expect("a YYYY-MM-DD date")
+}
 
 #[tokio::test]
 async fn a_created_department_reads_back_in_the_contract_shape() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
-    let body = json!({
-        "name": "Passport Service", "description": "Passport issuance", "timezone": "Africa/Conakry",
-        "slotDuration": 15, "capacity": 3,
-        "openingHours": {"monday": [{"start": "13:00", "end": "16:30"}, {"start": "08:00", "end": "12:00"}], "tuesday": []},
-        "closures": [{"startDate": "2026-12-24", "endDate": "2026-12-26", "reason": "Holidays"}],
-        "minNoticeMinutes": 60, "maxAdvanceDays": 90,
-    });
-    let created = expect_status(
-        app.post("/departments", &key, &body).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let id = created["id"].as_i64().unwrap();
+    let hours = [
+        (
+            "monday",
+            vec![range("13:00", "16:30"), range("08:00", "12:00")],
+        ),
+        ("tuesday", vec![]),
+    ];
+    let closures = vec![Closure {
+        start_date: date("2026-12-24"),
+        end_date: date("2026-12-26"),
+        reason: Some("Holidays".to_owned()),
+    }];
+    let body = DepartmentCreate {
+        name: Some("Passport Service".to_owned()),
+        description: Some("Passport issuance".to_owned()),
+        timezone: Some("Africa/Conakry".to_owned()),
+        slot_duration: Some(15),
+        capacity: Some(3),
+        opening_hours: Some(WeeklyHours(
+            hours
+                .into_iter()
+                .map(|(day, ranges)| (day.to_owned(), ranges))
+                .collect(),
+        )),
+        closures: Some(closures.clone()),
+        min_notice_minutes: Some(60),
+        max_advance_days: Some(90),
+        ..Default::default()
+    };
+    let created: Department = app
+        .post("/departments", &key, &body)
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
+    let id = created.id;
     assert_eq!(
-        created["organization"],
-        json!({"id": app.org.id, "name": "Ministry of Interior"})
+        created.organization,
+        OrganizationRef {
+            id: app.org.id,
+            name: "Ministry of Interior".to_owned()
+        }
+    );
+    let day = |name: &str| created.opening_hours.0.get(name).cloned();
+    assert_eq!(
+        day("monday"),
+        Some(vec![range("08:00", "12:00"), range("13:00", "16:30")]),
+        "ranges sorted by start"
+    );
+    assert_eq!(day("sunday"), Some(vec![]), "every day is listed");
+    assert_eq!(created.closures, closures);
+    assert_eq!(
+        (
+            created.name.as_str(),
+            created.description.as_deref(),
+            created.timezone.as_str()
+        ),
+        (
+            "Passport Service",
+            Some("Passport issuance"),
+            "Africa/Conakry"
+        )
     );
     assert_eq!(
-        created["openingHours"]["monday"],
-        json!([{"start": "08:00", "end": "12:00"}, {"start": "13:00", "end": "16:30"}])
+        (
+            created.slot_duration,
+            created.capacity,
+            created.min_notice_minutes,
+            created.max_advance_days
+        ),
+        (15, 3, 60, 90)
     );
-    assert_eq!(created["openingHours"]["sunday"], json!([]));
-    assert_eq!(created["closures"], body["closures"]);
-    for field in [
-        "name",
-        "description",
-        "timezone",
-        "slotDuration",
-        "capacity",
-        "minNoticeMinutes",
-        "maxAdvanceDays",
-    ] {
-        assert_eq!(created[field], body[field], "{field}");
-    }
-    assert_eq!(
-        (created["isActive"].as_bool(), created["livemode"].as_bool()),
-        (Some(true), Some(false))
-    );
+    assert_eq!((created.is_active, created.livemode), (true, false));
 
-    let fetched = expect_status(
-        app.get(&format!("/departments/{id}"), &key).await,
-        StatusCode::OK,
-    )
-    .await;
+    let fetched: Department = app
+        .get(&format!("/departments/{id}"), &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
     assert_eq!(fetched, created);
-    let listed = expect_status(app.get("/departments", &key).await, StatusCode::OK).await;
-    assert_eq!(listed, json!([created]), "a bare array");
+    let listed: Vec<Department> = app
+        .get("/departments", &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(listed, [created], "a bare array");
 }
 
 #[tokio::test]
@@ -63,61 +118,60 @@ async fn patch_changes_only_the_given_fields_and_delete_deactivates() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let id = app.create_department(&key, 2).await;
-    let before = expect_status(
-        app.get(&format!("/departments/{id}"), &key).await,
-        StatusCode::OK,
-    )
-    .await;
+    let path = format!("/departments/{id}");
+    let before: Department = app.get(&path, &key).reply().await.json(StatusCode::OK);
 
-    let patched = expect_status(
-        app.patch(
-            &format!("/departments/{id}"),
-            &key,
-            &json!({"capacity": 5, "name": "Visas"}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let changes = DepartmentUpdate {
+        capacity: Some(5),
+        name: Some("Visas".to_owned()),
+        ..Default::default()
+    };
+    let patched: Department = app
+        .patch(&path, &key, &changes)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!((patched.capacity, patched.name.as_str()), (5, "Visas"));
+    assert_eq!(patched.opening_hours, before.opening_hours);
+    assert_eq!(patched.timezone, before.timezone);
+
+    let deleted: Department = app.delete(&path, &key).reply().await.json(StatusCode::OK);
+    assert!(!deleted.is_active);
+    let listed: Vec<Department> = app
+        .get("/departments", &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
     assert_eq!(
-        (patched["capacity"].as_i64(), patched["name"].as_str()),
-        (Some(5), Some("Visas"))
+        listed
+            .iter()
+            .map(|d| (d.id, d.is_active))
+            .collect::<Vec<_>>(),
+        [(id, false)],
+        "still listed, inactive"
     );
-    assert_eq!(patched["openingHours"], before["openingHours"]);
-    assert_eq!(patched["timezone"], before["timezone"]);
-
-    let deleted = expect_status(
-        app.delete(&format!("/departments/{id}"), &key).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(deleted["isActive"], false);
-    let listed = expect_status(app.get("/departments", &key).await, StatusCode::OK).await;
-    assert_eq!(listed[0]["isActive"], false, "still listed, inactive");
-    let reactivated = expect_status(
-        app.patch(
-            &format!("/departments/{id}"),
-            &key,
-            &json!({"isActive": true}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(reactivated["isActive"], true);
-    expect_error(
-        app.patch("/departments/999999", &key, &json!({"name": "x"}))
-            .await,
-        StatusCode::NOT_FOUND,
-        "DEPARTMENT_NOT_FOUND",
-    )
-    .await;
-    expect_error(
-        app.delete("/departments/999999", &key).await,
-        StatusCode::NOT_FOUND,
-        "DEPARTMENT_NOT_FOUND",
-    )
-    .await;
+    let reactivate = DepartmentUpdate {
+        is_active: Some(true),
+        ..Default::default()
+    };
+    let reactivated: Department = app
+        .patch(&path, &key, &reactivate)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert!(reactivated.is_active);
+    let rename = DepartmentUpdate {
+        name: Some("x".to_owned()),
+        ..Default::default()
+    };
+    app.patch("/departments/999999", &key, &rename)
+        .reply()
+        .await
+        .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
+    app.delete("/departments/999999", &key)
+        .reply()
+        .await
+        .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
 }
 
 #[tokio::test]
@@ -226,42 +280,32 @@ async fn invalid_departments_are_400_naming_the_field_and_write_nothing() {
     ];
     let before = app.footprint().await;
     for (body, field, code) in cases {
-        let answer = expect_status(
-            app.post("/departments", &key, &body).await,
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
-        assert_eq!(answer["errors"][0]["field"], field, "{body}: {answer}");
-        assert_eq!(answer["errors"][0]["code"], code, "{body}");
+        let answer: ErrorBody = app
+            .post("/departments", &key, &body)
+            .reply()
+            .await
+            .json(StatusCode::BAD_REQUEST);
+        assert_eq!(answer.first(), Some((field, code)), "{body}: {answer:?}");
     }
     let id = app.create_department(&key, 1).await;
-    let before_patch = expect_status(
-        app.get(&format!("/departments/{id}"), &key).await,
-        StatusCode::OK,
-    )
-    .await;
-    let answer = expect_status(
-        app.patch(
-            &format!("/departments/{id}"),
-            &key,
-            &json!({"capacity": 0, "slotDuration": 2}),
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let path = format!("/departments/{id}");
+    let before_patch: Department = app.get(&path, &key).reply().await.json(StatusCode::OK);
+    let changes = DepartmentUpdate {
+        capacity: Some(0),
+        slot_duration: Some(2),
+        ..Default::default()
+    };
+    let answer: ErrorBody = app
+        .patch(&path, &key, &changes)
+        .reply()
+        .await
+        .json(StatusCode::BAD_REQUEST);
     assert_eq!(
-        answer["errors"].as_array().unwrap().len(),
-        2,
-        "both bad fields are named: {answer}"
+        answer.fields(),
+        ["slotDuration", "capacity"],
+        "both bad fields are named"
     );
-    assert_eq!(
-        expect_status(
-            app.get(&format!("/departments/{id}"), &key).await,
-            StatusCode::OK
-        )
-        .await,
-        before_patch
-    );
+    let after: Department = app.get(&path, &key).reply().await.json(StatusCode::OK);
+    assert_eq!(after, before_patch);
     assert_eq!(app.footprint().await.departments, before.departments + 1);
 }

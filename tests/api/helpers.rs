@@ -7,8 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{Datelike, NaiveDate, Utc, Weekday};
 use moncreneau::config::Settings;
 use moncreneau::database::MIGRATOR;
+use moncreneau::routes::api_keys::json::{ApiKeyCreate, ApiKeyCreated};
+use moncreneau::routes::credits::json::Credits;
+use moncreneau::routes::departments::json::Department;
+use moncreneau::routes::workers::json::{Worker, WorkerCreate};
 use moncreneau::startup::Application;
 use reqwest::{Method, Response, StatusCode};
+use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -16,6 +21,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::OnceCell;
 
 use crate::contract::ContractClient;
+use crate::typed::{read, ReadReply};
 
 pub const ADMIN_TOKEN: &str = "test-operator-token";
 
@@ -338,12 +344,22 @@ impl TestApp {
         self.request(Method::GET, path, key, None).await
     }
 
-    pub async fn post(&self, path: &str, key: &str, body: &Value) -> Response {
-        self.request(Method::POST, path, key, Some(body)).await
+    /// POSTs `body`: a wire type of the server (`DepartmentCreate`, …) or raw JSON.
+    pub async fn post(&self, path: &str, key: &str, body: &(impl Serialize + ?Sized)) -> Response {
+        self.request(Method::POST, path, key, Some(&to_json(body)))
+            .await
     }
 
-    pub async fn patch(&self, path: &str, key: &str, body: &Value) -> Response {
-        self.request(Method::PATCH, path, key, Some(body)).await
+    /// PUTs `body`: a wire type of the server (`CreditSettings`, …) or raw JSON.
+    pub async fn put(&self, path: &str, key: &str, body: &(impl Serialize + ?Sized)) -> Response {
+        self.request(Method::PUT, path, key, Some(&to_json(body)))
+            .await
+    }
+
+    /// PATCHes `body`: a wire type of the server (`DepartmentUpdate`, …) or raw JSON.
+    pub async fn patch(&self, path: &str, key: &str, body: &(impl Serialize + ?Sized)) -> Response {
+        self.request(Method::PATCH, path, key, Some(&to_json(body)))
+            .await
     }
 
     pub async fn delete(&self, path: &str, key: &str) -> Response {
@@ -401,23 +417,39 @@ impl TestApp {
             }
         }
         let response = self.post("/departments", key, &body).await;
-        expect_status(response, StatusCode::CREATED).await["id"]
-            .as_i64()
-            .expect("department id")
+        let department: Department = read(response).await.json(StatusCode::CREATED);
+        department.id
     }
 
     /// Adds an active staff member named `name` to the department; answers its id.
     pub async fn create_worker(&self, key: &str, department_id: i64, name: &str) -> i64 {
+        let body = WorkerCreate {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        };
         let response = self
-            .post(
-                &format!("/departments/{department_id}/workers"),
-                key,
-                &json!({"name": name}),
-            )
+            .post(&format!("/departments/{department_id}/workers"), key, &body)
             .await;
-        expect_status(response, StatusCode::CREATED).await["id"]
-            .as_i64()
-            .expect("a worker id")
+        let worker: Worker = read(response).await.json(StatusCode::CREATED);
+        worker.id
+    }
+
+    /// A test-mode key with only `scopes`; answers the clear key.
+    pub async fn create_key(&self, scopes: &[&str]) -> String {
+        self.issue_key(scopes).await.key
+    }
+
+    /// A test-mode key with only `scopes`, as created (with its id and clear key).
+    pub async fn issue_key(&self, scopes: &[&str]) -> ApiKeyCreated {
+        let body = ApiKeyCreate {
+            name: Some("Scoped".to_owned()),
+            scopes: Some(scopes.iter().map(|scope| (*scope).to_owned()).collect()),
+            expires_at: None,
+        };
+        self.post("/api-keys", &self.org.test_key, &body)
+            .reply()
+            .await
+            .json(StatusCode::CREATED)
     }
 
     pub async fn book(&self, key: &str, department_id: i64, date_time: &str) -> Response {
@@ -430,8 +462,8 @@ impl TestApp {
     }
 
     pub async fn balance(&self, key: &str) -> i64 {
-        let body = expect_status(self.get("/credits", key).await, StatusCode::OK).await;
-        body["availableCredits"].as_i64().expect("availableCredits")
+        let credits: Credits = self.get("/credits", key).reply().await.json(StatusCode::OK);
+        credits.available_credits
     }
 
     pub async fn footprint(&self) -> Footprint {
@@ -489,6 +521,11 @@ impl TestApp {
     }
 }
 
+/// `body` as JSON (every wire type of the server serializes).
+fn to_json(body: &(impl Serialize + ?Sized)) -> Value {
+    serde_json::to_value(body).expect("the body serializes")
+}
+
 /// Asserts the status (showing the body when it differs) and answers the JSON body.
 pub async fn expect_status(response: Response, status: StatusCode) -> Value {
     let actual = response.status();
@@ -527,6 +564,19 @@ pub fn day_ahead(days: i64) -> NaiveDate {
 /// `YYYY-MM-DDTHH:MM:00` on the day `days` ahead.
 pub fn slot(days: i64, time: &str) -> String {
     format!("{}T{time}:00", day_ahead(days))
+}
+
+/// The resident memory of this process (the servers under test run in it), in KiB.
+pub fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The next date (after today) that falls on `weekday`.

@@ -6,28 +6,20 @@
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
+use moncreneau::routes::api_keys::json::ApiKeyCreate;
+use moncreneau::routes::availability::json::Availability;
+use moncreneau::routes::departments::json::{Department, DepartmentUpdate};
+use moncreneau::routes::workers::json::Worker;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{
-    expect_error, expect_status, slot, spawn_app, spawn_app_with, test_settings, TestApp,
-    TestDatabase, ADMIN_TOKEN,
+    resident_kib, slot, spawn_app, spawn_app_with, test_settings, TestApp, TestDatabase,
+    ADMIN_TOKEN,
 };
-
-/// The resident memory of this process (the servers under test run in it), in KiB.
-pub fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
+use crate::typed::{read, ErrorBody, ReadReply, WithId};
 
 async fn health(address: &str) -> StatusCode {
     reqwest::get(format!("{address}/api/v1/health"))
@@ -125,11 +117,11 @@ async fn dates_outside_the_years_0001_to_9999_are_400_on_every_route_that_takes_
                    "thursday": night, "friday": night, "saturday": night, "sunday": night}}),
         )
         .await;
-    let booked = expect_status(
-        app.book(&key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let booked: WithId = app
+        .book(&key, department, &slot(2, "10:00"))
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
     let before = app.footprint().await;
     let queries = [
         ("/appointments?endDate=%2B262142-12-31", "endDate"),
@@ -139,13 +131,12 @@ async fn dates_outside_the_years_0001_to_9999_are_400_on_every_route_that_takes_
         (&*format!("/departments/{department}/availability?startDate=2027-01-01&endDate=%2B262142-12-31"), "endDate"),
     ];
     for (path, field) in queries {
-        let body = expect_error(
-            app.get(path, &key).await,
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-        )
-        .await;
-        assert_eq!(body["errors"][0]["field"], field, "{path}: {body}");
+        let body = app
+            .get(path, &key)
+            .reply()
+            .await
+            .error(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
+        assert_eq!(body.fields(), [field], "{path}: {body:?}");
     }
     for date_time in [
         "+262142-12-31T23:50:00",
@@ -154,52 +145,48 @@ async fn dates_outside_the_years_0001_to_9999_are_400_on_every_route_that_takes_
         "0000-06-01T10:00:00",
     ] {
         let body = json!({"departmentId": department, "dateTime": date_time, "name": "Far"});
-        let answer = expect_error(
-            app.post("/appointments", &key, &body).await,
-            StatusCode::BAD_REQUEST,
-            "INVALID_DATE_TIME",
-        )
-        .await;
-        assert_eq!(answer["errors"][0]["field"], "dateTime", "{date_time}");
-        let path = format!("/appointments/{}", booked["id"]);
-        expect_error(
-            app.patch(&path, &key, &json!({"dateTime": date_time}))
-                .await,
-            StatusCode::BAD_REQUEST,
-            "INVALID_DATE_TIME",
-        )
-        .await;
+        let answer = app
+            .post("/appointments", &key, &body)
+            .reply()
+            .await
+            .error(StatusCode::BAD_REQUEST, "INVALID_DATE_TIME");
+        assert_eq!(answer.fields(), ["dateTime"], "{date_time}");
+        let path = format!("/appointments/{}", booked.id);
+        app.patch(&path, &key, &json!({"dateTime": date_time}))
+            .reply()
+            .await
+            .error(StatusCode::BAD_REQUEST, "INVALID_DATE_TIME");
     }
     // The last slot of year 9999 is a date we take: refused as too far ahead, not a panic.
     let body =
         json!({"departmentId": department, "dateTime": "9999-12-31T23:00:00", "name": "Far"});
-    let answer = expect_error(
-        app.post("/appointments", &key, &body).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "SLOT_NOT_OFFERED",
-    )
-    .await;
-    assert_eq!(answer["error"]["details"]["reason"], "TOO_FAR_AHEAD");
-    let key_body = json!({"name": "Far", "scopes": ["appointments:read"], "expiresAt": "9999-12-31T23:59:59-23:59"});
-    let answer = expect_error(
-        app.post("/api-keys", &key, &key_body).await,
-        StatusCode::BAD_REQUEST,
-        "INVALID_DATE_TIME",
-    )
-    .await;
-    assert_eq!(answer["errors"][0]["field"], "expiresAt");
+    let answer = app
+        .post("/appointments", &key, &body)
+        .reply()
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "SLOT_NOT_OFFERED");
+    assert_eq!(answer.error.detail("reason"), Some(&json!("TOO_FAR_AHEAD")));
+    let key_body = ApiKeyCreate {
+        name: Some("Far".to_owned()),
+        scopes: Some(vec!["appointments:read".to_owned()]),
+        expires_at: Some("9999-12-31T23:59:59-23:59".to_owned()),
+    };
+    let answer = app
+        .post("/api-keys", &key, &key_body)
+        .reply()
+        .await
+        .error(StatusCode::BAD_REQUEST, "INVALID_DATE_TIME");
+    assert_eq!(answer.fields(), ["expiresAt"]);
+    // Dates out of the range a NaiveDate holds: raw JSON.
     for closure in [
         json!({"startDate": "0000-01-01", "endDate": "2027-01-01"}),
         json!({"startDate": "2027-01-01", "endDate": "+262142-01-01"}),
     ] {
         let patch = json!({"closures": [closure]});
-        expect_error(
-            app.patch(&format!("/departments/{department}"), &key, &patch)
-                .await,
-            StatusCode::BAD_REQUEST,
-            "INVALID_FIELD_VALUE",
-        )
-        .await;
+        app.patch(&format!("/departments/{department}"), &key, &patch)
+            .reply()
+            .await
+            .error(StatusCode::BAD_REQUEST, "INVALID_FIELD_VALUE");
     }
     assert_eq!(
         app.footprint().await,
@@ -209,33 +196,34 @@ async fn dates_outside_the_years_0001_to_9999_are_400_on_every_route_that_takes_
 
     // Availability at the end of the calendar, in the zone furthest ahead: every instant it
     // answers is RFC 3339 (no slot runs into year 10000).
-    expect_status(
-        app.patch(
-            &format!("/departments/{department}"),
-            &key,
-            &json!({"timezone": "Etc/GMT+12"}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let furthest = DepartmentUpdate {
+        timezone: Some("Etc/GMT+12".to_owned()),
+        ..Default::default()
+    };
+    let moved: Department = app
+        .patch(&format!("/departments/{department}"), &key, &furthest)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(moved.timezone, "Etc/GMT+12");
     let path = format!("/departments/{department}/availability?startDate=9999-12-30&endDate=9999-12-31&includeUnavailable=true");
-    let listed = expect_status(app.get(&path, &key).await, StatusCode::OK).await;
-    let slots: Vec<&Value> = listed["availability"]
+    let reply = app.get(&path, &key).reply().await;
+    // Reading it typed parses every instant as RFC 3339; the raw text shows its exact form.
+    let listed: Availability = reply.json(StatusCode::OK);
+    let slots: usize = listed.availability.iter().map(|day| day.slots.len()).sum();
+    assert!(slots > 0);
+    let raw: Value = reply.parse();
+    let instants: Vec<&str> = raw["availability"]
         .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|d| d["slots"].as_array().unwrap())
+        .into_iter()
+        .flatten()
+        .flat_map(|day| day["slots"].as_array().into_iter().flatten())
+        .flat_map(|slot| [&slot["startsAt"], &slot["endsAt"]])
+        .filter_map(Value::as_str)
         .collect();
-    assert!(!slots.is_empty());
-    for slot in slots {
-        for field in ["startsAt", "endsAt"] {
-            let text = slot[field].as_str().unwrap();
-            assert!(
-                chrono::DateTime::parse_from_rfc3339(text).is_ok() && text.len() == 20,
-                "{text}"
-            );
-        }
+    assert_eq!(instants.len(), 2 * slots);
+    for text in instants {
+        assert_eq!(text.len(), 20, "YYYY-MM-DDTHH:MM:SSZ: {text}");
     }
 }
 
@@ -270,8 +258,10 @@ async fn a_key_given_twice_in_a_body_is_refused_at_any_depth() {
             .send()
             .await
             .unwrap();
-        let answer = expect_error(response, StatusCode::BAD_REQUEST, "INVALID_REQUEST").await;
-        assert_eq!(answer["errors"][0]["field"], field, "{body}: {answer}");
+        let answer = read(response)
+            .await
+            .error(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
+        assert_eq!(answer.fields(), [field], "{body}: {answer:?}");
     }
     assert_eq!(app.footprint().await, before);
 }
@@ -324,25 +314,25 @@ async fn an_array_is_never_read_as_an_object_at_any_depth() {
     ];
     for (method, path, body, field) in cases {
         let response = app.request(method.clone(), &path, &key, Some(&body)).await;
-        let answer = expect_status(response, StatusCode::BAD_REQUEST).await;
+        let answer: ErrorBody = read(response).await.json(StatusCode::BAD_REQUEST);
         assert_eq!(
-            answer["errors"][0]["field"], field,
-            "{method} {path} {body}: {answer}"
+            answer.fields(),
+            [field],
+            "{method} {path} {body}: {answer:?}"
         );
         assert_eq!(
-            answer["error"]["details"]["fields"],
-            json!([field]),
-            "{answer}"
+            answer.error.detail("fields"),
+            Some(&json!([field])),
+            "{answer:?}"
         );
     }
     assert_eq!(app.footprint().await, before);
-    let unchanged = expect_status(
-        app.get(&format!("/departments/{department}/workers/{worker}"), &key)
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(unchanged["name"], "Dr. Diallo");
+    let unchanged: Worker = app
+        .get(&format!("/departments/{department}/workers/{worker}"), &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(unchanged.name, "Dr. Diallo");
 }
 
 #[tokio::test]
@@ -369,7 +359,9 @@ async fn credential_headers_that_disagree_are_refused() {
             .send()
             .await
             .unwrap();
-        expect_error(response, StatusCode::UNAUTHORIZED, "INVALID_TOKEN_FORMAT").await;
+        read(response)
+            .await
+            .error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN_FORMAT");
         // The same value twice is one value.
         let response = app
             .client
@@ -379,7 +371,7 @@ async fn credential_headers_that_disagree_are_refused() {
             .send()
             .await
             .unwrap();
-        expect_status(response, StatusCode::OK).await;
+        let _: Vec<Department> = read(response).await.json(StatusCode::OK);
     }
 }
 
@@ -574,21 +566,19 @@ async fn probe(app: &TestApp, method: &Method, path: &str, body: Option<Vec<u8>>
         .send()
         .await
         .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
+    let reply = read(response).await;
+    let status = reply.status;
     assert!(
         status.as_u16() < 500,
-        "{method} {path} answered {status}: {text}"
+        "{method} {path} answered {status}: {}",
+        reply.text
     );
     if status.as_u16() >= 400 {
-        let body: Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: {text}"));
-        assert!(body["error"]["code"].is_string(), "{method} {path}: {text}");
+        let body: ErrorBody = reply.parse();
         assert!(
-            body["error"]["requestId"]
-                .as_str()
-                .is_some_and(|id| !id.is_empty()),
-            "{method} {path}: {text}"
+            !body.error.request_id.is_empty(),
+            "{method} {path}: {}",
+            reply.text
         );
     }
 }

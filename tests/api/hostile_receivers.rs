@@ -11,9 +11,8 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use crate::helpers::{
-    expect_status, spawn_app, spawn_app_with, test_settings, TestApp, TestDatabase,
+    expect_status, resident_kib, spawn_app, spawn_app_with, test_settings, TestApp, TestDatabase,
 };
-use crate::hostile_input::resident_kib;
 use crate::receiver::{Hostile, HostileReceiver};
 use crate::webhook_delivery::{attempts_until, book_once};
 use crate::webhooks::create_webhook;

@@ -4,6 +4,7 @@ mod contract;
 mod helpers;
 mod receiver;
 mod relay;
+mod typed;
 
 mod admin;
 mod api_keys;

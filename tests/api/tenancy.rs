@@ -1,35 +1,35 @@
 //! Tenancy and modes: another organization's objects, and the other mode's, are 404 everywhere.
 
+use moncreneau::routes::api_keys::json::{ApiKeyCreate, ApiKeyCreated, ApiKeyList};
+use moncreneau::routes::departments::json::Department;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{expect_status, slot, spawn_app};
+use crate::typed::{read, ReadReply, WithId};
 
 #[tokio::test]
 async fn other_tenants_and_the_other_mode_see_404_on_every_route() {
     let app = spawn_app().await;
     let owner = app.org.test_key.clone();
     let department = app.create_department(&owner, 2).await;
-    let appointment = expect_status(
-        app.book(&owner, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
-    let key_id = expect_status(
-        app.post(
-            "/api-keys",
-            &owner,
-            &json!({"name": "k", "scopes": ["appointments:read"]}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let booked: WithId = app
+        .book(&owner, department, &slot(2, "10:00"))
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
+    let appointment = booked.id;
+    let request = ApiKeyCreate {
+        name: Some("k".to_owned()),
+        scopes: Some(vec!["appointments:read".to_owned()]),
+        expires_at: None,
+    };
+    let created: ApiKeyCreated = app
+        .post("/api-keys", &owner, &request)
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
+    let key_id = created.api_key.id;
     let stranger = app.create_org("Other Ministry", 5).await;
     let routes: Vec<(Method, String, Option<serde_json::Value>, &str)> = vec![
         (
@@ -109,21 +109,19 @@ async fn other_tenants_and_the_other_mode_see_404_on_every_route() {
     for key in [&stranger.test_key, &stranger.live_key, &app.org.live_key] {
         for (method, path, body, code) in &routes {
             let response = app.request(method.clone(), path, key, body.as_ref()).await;
-            let answer = expect_status(response, StatusCode::NOT_FOUND).await;
-            assert_eq!(answer["error"]["code"], *code, "{method} {path}");
+            let answer = read(response).await.error(StatusCode::NOT_FOUND, code);
+            assert_eq!(answer.error.code, *code, "{method} {path}");
         }
         let listed = expect_status(app.get("/appointments", key).await, StatusCode::OK).await;
         assert_eq!(listed["totalElements"], 0);
-        assert_eq!(
-            expect_status(app.get("/departments", key).await, StatusCode::OK).await,
-            json!([])
-        );
-        let keys = expect_status(app.get("/api-keys", key).await, StatusCode::OK).await;
-        assert!(keys["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|k| k["id"] != key_id.as_str()));
+        let departments: Vec<Department> = app
+            .get("/departments", key)
+            .reply()
+            .await
+            .json(StatusCode::OK);
+        assert!(departments.is_empty(), "{departments:?}");
+        let keys: ApiKeyList = app.get("/api-keys", key).reply().await.json(StatusCode::OK);
+        assert!(keys.data.iter().all(|k| k.id != key_id));
     }
     assert_eq!(
         app.footprint().await,

@@ -2,13 +2,18 @@
 //! time each, and availability per worker that says exactly what POST accepts.
 
 use futures::future::join_all;
+use moncreneau::routes::availability::json::{Availability, AvailabilitySlot};
+use moncreneau::routes::departments::json::{Department, DepartmentUpdate};
+use moncreneau::routes::events::json::EventPage;
+use moncreneau::routes::workers::json::{Worker, WorkerCreate, WorkerUpdate};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{day_ahead, expect_error, expect_status, slot, spawn_app, TestApp};
+use crate::helpers::{day_ahead, expect_status, slot, spawn_app, TestApp};
+use crate::typed::{local_time, read, ReadReply, WithId};
 
 fn workers_path(department: i64) -> String {
     format!("/departments/{department}/workers")
@@ -18,14 +23,11 @@ fn worker_path(department: i64, worker: i64) -> String {
     format!("/departments/{department}/workers/{worker}")
 }
 
-async fn create_worker(app: &TestApp, key: &str, department: i64, name: &str) -> i64 {
-    let created = expect_status(
-        app.post(&workers_path(department), key, &json!({"name": name}))
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    created["id"].as_i64().expect("worker id")
+fn named(name: &str) -> WorkerUpdate {
+    WorkerUpdate {
+        name: Some(name.to_owned()),
+        ..Default::default()
+    }
 }
 
 /// POST /appointments at `date_time`, naming `worker` when given.
@@ -61,8 +63,14 @@ async fn booked_id(
 
 /// Asserts a 409 `SLOT_NOT_AVAILABLE` with its reason.
 async fn expect_busy(response: Response, reason: &str) {
-    let body = expect_error(response, StatusCode::CONFLICT, "SLOT_NOT_AVAILABLE").await;
-    assert_eq!(body["error"]["details"]["reason"], reason, "{body}");
+    let body = read(response)
+        .await
+        .error(StatusCode::CONFLICT, "SLOT_NOT_AVAILABLE");
+    assert_eq!(
+        body.error.detail("reason"),
+        Some(&json!(reason)),
+        "{body:?}"
+    );
 }
 
 async fn cancel(app: &TestApp, key: &str, appointment: i64) {
@@ -72,20 +80,6 @@ async fn cancel(app: &TestApp, key: &str, appointment: i64) {
         StatusCode::OK,
     )
     .await;
-}
-
-async fn create_key(app: &TestApp, scopes: &[&str]) -> String {
-    let created = expect_status(
-        app.post(
-            "/api-keys",
-            &app.org.test_key,
-            &json!({"name": "Scoped", "scopes": scopes}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    created["key"].as_str().expect("clear key").to_owned()
 }
 
 async fn worker_rows(app: &TestApp) -> Vec<(i64, i64, String, bool)> {
@@ -100,37 +94,37 @@ async fn staff_are_read_with_departments_read_and_managed_with_api_admin() {
     let app = spawn_app().await;
     let admin = app.org.test_key.clone();
     let department = app.create_department(&admin, 2).await;
-    let reader = create_key(&app, &["departments:read"]).await;
-    let booker = create_key(&app, &["appointments:create"]).await;
+    let reader = app.create_key(&["departments:read"]).await;
+    let booker = app.create_key(&["appointments:create"]).await;
 
-    let created = expect_status(
-        app.post(
-            &workers_path(department),
-            &admin,
-            &json!({"name": "  Dr. Diallo "}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let worker = created["id"].as_i64().unwrap();
-    assert_eq!(created["name"], "Dr. Diallo", "stored trimmed");
-    assert_eq!(created["isActive"], true);
-    assert_eq!(created["departmentId"], department);
-    assert_eq!(created["livemode"], false);
+    let body = WorkerCreate {
+        name: Some("  Dr. Diallo ".to_owned()),
+        ..Default::default()
+    };
+    let created: Worker = app
+        .post(&workers_path(department), &admin, &body)
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
+    let worker = created.id;
+    assert_eq!(created.name, "Dr. Diallo", "stored trimmed");
+    assert_eq!(
+        (created.is_active, created.department_id, created.livemode),
+        (true, department, false)
+    );
 
-    let listed = expect_status(
-        app.get(&workers_path(department), &reader).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(listed, json!([created]), "a bare array of the workers");
-    let one = expect_status(
-        app.get(&worker_path(department, worker), &reader).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(one, created);
+    let listed: Vec<Worker> = app
+        .get(&workers_path(department), &reader)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(listed, [created], "a bare array of the workers");
+    let one: Worker = app
+        .get(&worker_path(department, worker), &reader)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(one, listed[0]);
 
     let writes = [
         (
@@ -153,21 +147,23 @@ async fn staff_are_read_with_departments_read_and_managed_with_api_admin() {
         let response = app
             .request(method.clone(), path, &reader, body.as_ref())
             .await;
-        let refused = expect_error(response, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE").await;
+        let refused = read(response)
+            .await
+            .error(StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
         assert_eq!(
-            refused["error"]["details"]["requiredScope"], "api:admin",
+            refused.error.detail("requiredScope"),
+            Some(&json!("api:admin")),
             "{method} {path}"
         );
     }
-    let refused = expect_error(
-        app.get(&workers_path(department), &booker).await,
-        StatusCode::FORBIDDEN,
-        "INSUFFICIENT_SCOPE",
-    )
-    .await;
+    let refused = app
+        .get(&workers_path(department), &booker)
+        .reply()
+        .await
+        .error(StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
     assert_eq!(
-        refused["error"]["details"]["requiredScope"],
-        "departments:read"
+        refused.error.detail("requiredScope"),
+        Some(&json!("departments:read"))
     );
     assert_eq!(
         worker_rows(&app).await,
@@ -175,48 +171,50 @@ async fn staff_are_read_with_departments_read_and_managed_with_api_admin() {
         "a refused write changes nothing"
     );
 
-    let renamed = expect_status(
-        app.patch(
+    let renamed: Worker = app
+        .patch(
             &worker_path(department, worker),
             &admin,
-            &json!({"name": "Dr. Aminata Diallo"}),
+            &named("Dr. Aminata Diallo"),
         )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+        .reply()
+        .await
+        .json(StatusCode::OK);
     assert_eq!(
-        (renamed["name"].as_str(), renamed["isActive"].as_bool()),
-        (Some("Dr. Aminata Diallo"), Some(true))
+        (renamed.name.as_str(), renamed.is_active),
+        ("Dr. Aminata Diallo", true)
     );
-    let deactivated = expect_status(
-        app.delete(&worker_path(department, worker), &admin).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(deactivated["isActive"], false);
-    let listed = expect_status(
-        app.get(&workers_path(department), &reader).await,
-        StatusCode::OK,
-    )
-    .await;
+    let deactivated: Worker = app
+        .delete(&worker_path(department, worker), &admin)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert!(!deactivated.is_active);
+    let listed: Vec<Worker> = app
+        .get(&workers_path(department), &reader)
+        .reply()
+        .await
+        .json(StatusCode::OK);
     assert_eq!(
-        listed[0]["isActive"], false,
+        listed
+            .iter()
+            .map(|w| (w.id, w.is_active))
+            .collect::<Vec<_>>(),
+        [(worker, false)],
         "a deactivated worker stays listed"
     );
-    let reactivated = expect_status(
-        app.patch(
-            &worker_path(department, worker),
-            &admin,
-            &json!({"isActive": true}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(reactivated["isActive"], true);
+    let reactivate = WorkerUpdate {
+        is_active: Some(true),
+        ..Default::default()
+    };
+    let reactivated: Worker = app
+        .patch(&worker_path(department, worker), &admin, &reactivate)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert!(reactivated.is_active);
     assert_eq!(
-        reactivated["name"], "Dr. Aminata Diallo",
+        reactivated.name, "Dr. Aminata Diallo",
         "an absent name is kept"
     );
 }
@@ -228,9 +226,13 @@ async fn another_organizations_or_modes_departments_and_workers_are_404() {
     let other = app.create_org("Other Ministry", 0).await;
     let my_department = app.create_department(&mine, 2).await;
     let my_other_department = app.create_department(&mine, 2).await;
-    let my_worker = create_worker(&app, &mine, my_other_department, "Mine, elsewhere").await;
+    let my_worker = app
+        .create_worker(&mine, my_other_department, "Mine, elsewhere")
+        .await;
     let their_department = app.create_department(&other.test_key, 2).await;
-    let their_worker = create_worker(&app, &other.test_key, their_department, "Theirs").await;
+    let their_worker = app
+        .create_worker(&other.test_key, their_department, "Theirs")
+        .await;
     let before = worker_rows(&app).await;
 
     let department_404 = [
@@ -260,12 +262,16 @@ async fn another_organizations_or_modes_departments_and_workers_are_404() {
         let response = app
             .request(method.clone(), path, &mine, body.as_ref())
             .await;
-        expect_error(response, StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND").await;
+        read(response)
+            .await
+            .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
         // The same organization's other mode is another world too.
         let response = app
             .request(method.clone(), path, &other.live_key, body.as_ref())
             .await;
-        expect_error(response, StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND").await;
+        read(response)
+            .await
+            .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
     }
     // Their worker, or my own worker of another department, under my department's path.
     for worker in [their_worker, my_worker, 999_999] {
@@ -278,10 +284,14 @@ async fn another_organizations_or_modes_departments_and_workers_are_404() {
             let response = app
                 .request(method.clone(), &path, &mine, body.as_ref())
                 .await;
-            expect_error(response, StatusCode::NOT_FOUND, "WORKER_NOT_FOUND").await;
+            read(response)
+                .await
+                .error(StatusCode::NOT_FOUND, "WORKER_NOT_FOUND");
         }
         let booking = book_with(&app, &mine, my_department, &slot(2, "10:00"), Some(worker)).await;
-        expect_error(booking, StatusCode::NOT_FOUND, "WORKER_NOT_FOUND").await;
+        read(booking)
+            .await
+            .error(StatusCode::NOT_FOUND, "WORKER_NOT_FOUND");
         let availability = app
             .get(
                 &format!(
@@ -291,7 +301,9 @@ async fn another_organizations_or_modes_departments_and_workers_are_404() {
                 &mine,
             )
             .await;
-        expect_error(availability, StatusCode::NOT_FOUND, "WORKER_NOT_FOUND").await;
+        read(availability)
+            .await
+            .error(StatusCode::NOT_FOUND, "WORKER_NOT_FOUND");
     }
     assert_eq!(worker_rows(&app).await, before, "nothing changed anywhere");
 }
@@ -327,13 +339,11 @@ async fn worker_bodies_are_validated_naming_each_bad_field() {
             "INVALID_FIELD_VALUE",
         ),
     ];
+    // Malformed on purpose (wrong types, unknown members): raw JSON.
     for (body, field, code) in &cases {
         let response = app.post(&workers_path(department), &key, body).await;
-        let refused = expect_error(response, StatusCode::BAD_REQUEST, code).await;
-        assert_eq!(
-            refused["errors"][0]["field"], *field,
-            "POST {body}: {refused}"
-        );
+        let refused = read(response).await.error(StatusCode::BAD_REQUEST, code);
+        assert_eq!(refused.fields(), [*field], "POST {body}: {refused:?}");
     }
     assert!(
         worker_rows(&app).await.is_empty(),
@@ -341,16 +351,13 @@ async fn worker_bodies_are_validated_naming_each_bad_field() {
     );
 
     let longest = "é".repeat(200);
-    let worker = create_worker(&app, &key, department, &longest).await;
+    let worker = app.create_worker(&key, department, &longest).await;
     for (body, field, code) in &cases[1..] {
         let response = app
             .patch(&worker_path(department, worker), &key, body)
             .await;
-        let refused = expect_error(response, StatusCode::BAD_REQUEST, code).await;
-        assert_eq!(
-            refused["errors"][0]["field"], *field,
-            "PATCH {body}: {refused}"
-        );
+        let refused = read(response).await.error(StatusCode::BAD_REQUEST, code);
+        assert_eq!(refused.fields(), [*field], "PATCH {body}: {refused:?}");
     }
     assert_eq!(
         worker_rows(&app).await,
@@ -367,39 +374,34 @@ async fn a_department_that_shows_its_staff_requires_an_active_worker_of_its_own(
     let department = app
         .create_department_with(&key, json!({"capacity": 3, "showAdminsInBooking": true}))
         .await;
-    let shown = expect_status(
-        app.get(&format!("/departments/{department}"), &key).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(shown["showAdminsInBooking"], true);
-    let default = expect_status(
-        app.get(&format!("/departments/{plain}"), &key).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(
-        default["showAdminsInBooking"], false,
-        "off unless asked for"
-    );
-    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
-    let inactive = create_worker(&app, &key, department, "Dr. Sow").await;
-    expect_status(
-        app.delete(&worker_path(department, inactive), &key).await,
-        StatusCode::OK,
-    )
-    .await;
-    let elsewhere = create_worker(&app, &key, plain, "Dr. Barry").await;
+    let shown: Department = app
+        .get(&format!("/departments/{department}"), &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert!(shown.show_admins_in_booking);
+    let default: Department = app
+        .get(&format!("/departments/{plain}"), &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert!(!default.show_admins_in_booking, "off unless asked for");
+    let worker = app.create_worker(&key, department, "Dr. Diallo").await;
+    let inactive = app.create_worker(&key, department, "Dr. Sow").await;
+    let _: Worker = app
+        .delete(&worker_path(department, inactive), &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    let elsewhere = app.create_worker(&key, plain, "Dr. Barry").await;
     let at = slot(2, "10:00");
     let before = app.footprint().await;
 
-    let missing = expect_error(
-        book_with(&app, &key, department, &at, None).await,
-        StatusCode::BAD_REQUEST,
-        "MISSING_REQUIRED_FIELD",
-    )
-    .await;
-    assert_eq!(missing["errors"][0]["field"], "workerId", "{missing}");
+    let missing = book_with(&app, &key, department, &at, None)
+        .reply()
+        .await
+        .error(StatusCode::BAD_REQUEST, "MISSING_REQUIRED_FIELD");
+    assert_eq!(missing.fields(), ["workerId"], "{missing:?}");
     let zero = app
         .post(
             "/appointments",
@@ -407,23 +409,21 @@ async fn a_department_that_shows_its_staff_requires_an_active_worker_of_its_own(
             &json!({"departmentId": department, "dateTime": at, "name": "A", "workerId": 0}),
         )
         .await;
-    let zero = expect_error(zero, StatusCode::BAD_REQUEST, "INVALID_FIELD_VALUE").await;
-    assert_eq!(zero["errors"][0]["field"], "workerId");
+    let zero = read(zero)
+        .await
+        .error(StatusCode::BAD_REQUEST, "INVALID_FIELD_VALUE");
+    assert_eq!(zero.fields(), ["workerId"]);
     for unknown in [elsewhere, 999_999] {
-        expect_error(
-            book_with(&app, &key, department, &at, Some(unknown)).await,
-            StatusCode::NOT_FOUND,
-            "WORKER_NOT_FOUND",
-        )
-        .await;
+        book_with(&app, &key, department, &at, Some(unknown))
+            .reply()
+            .await
+            .error(StatusCode::NOT_FOUND, "WORKER_NOT_FOUND");
     }
-    let refused = expect_error(
-        book_with(&app, &key, department, &at, Some(inactive)).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "WORKER_INACTIVE",
-    )
-    .await;
-    assert_eq!(refused["error"]["details"]["workerId"], inactive);
+    let refused = book_with(&app, &key, department, &at, Some(inactive))
+        .reply()
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "WORKER_INACTIVE");
+    assert_eq!(refused.error.detail("workerId"), Some(&json!(inactive)));
     assert_eq!(
         app.footprint().await,
         before,
@@ -442,16 +442,16 @@ async fn a_department_that_shows_its_staff_requires_an_active_worker_of_its_own(
     );
     // Elsewhere, or once the flag is off, a booking may name nobody.
     booked_id(&app, &key, plain, &at, None).await;
-    expect_status(
-        app.patch(
-            &format!("/departments/{department}"),
-            &key,
-            &json!({"showAdminsInBooking": false}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let hide = DepartmentUpdate {
+        show_admins_in_booking: Some(false),
+        ..Default::default()
+    };
+    let hidden: Department = app
+        .patch(&format!("/departments/{department}"), &key, &hide)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert!(!hidden.show_admins_in_booking);
     booked_id(&app, &key, department, &at, None).await;
 }
 
@@ -460,7 +460,7 @@ async fn twenty_simultaneous_bookings_of_one_workers_slot_give_one() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 50).await;
-    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
+    let worker = app.create_worker(&key, department, "Dr. Diallo").await;
     let balance = app.balance(&key).await;
     let at = slot(2, "10:00");
 
@@ -510,8 +510,8 @@ async fn two_workers_share_a_slot_while_the_department_has_a_place_for_each() {
     let key = app.org.test_key.clone();
     let at = slot(2, "10:00");
     let two_desks = app.create_department(&key, 2).await;
-    let first = create_worker(&app, &key, two_desks, "Dr. Diallo").await;
-    let second = create_worker(&app, &key, two_desks, "Dr. Sow").await;
+    let first = app.create_worker(&key, two_desks, "Dr. Diallo").await;
+    let second = app.create_worker(&key, two_desks, "Dr. Sow").await;
 
     booked_id(&app, &key, two_desks, &at, Some(first)).await;
     expect_busy(
@@ -530,8 +530,8 @@ async fn two_workers_share_a_slot_while_the_department_has_a_place_for_each() {
     booked_id(&app, &key, two_desks, &slot(2, "10:30"), Some(first)).await;
 
     let one_desk = app.create_department(&key, 1).await;
-    let third = create_worker(&app, &key, one_desk, "Dr. Barry").await;
-    let fourth = create_worker(&app, &key, one_desk, "Dr. Bah").await;
+    let third = app.create_worker(&key, one_desk, "Dr. Barry").await;
+    let fourth = app.create_worker(&key, one_desk, "Dr. Bah").await;
     booked_id(&app, &key, one_desk, &at, Some(third)).await;
     let before = app.footprint().await;
     expect_busy(
@@ -561,8 +561,8 @@ async fn a_move_into_the_workers_busy_time_is_refused_and_a_cancellation_frees_t
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 5).await;
-    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
-    let colleague = create_worker(&app, &key, department, "Dr. Sow").await;
+    let worker = app.create_worker(&key, department, "Dr. Diallo").await;
+    let colleague = app.create_worker(&key, department, "Dr. Sow").await;
     let ten = slot(2, "10:00");
     let eleven = slot(2, "11:00");
     let held = booked_id(&app, &key, department, &ten, Some(worker)).await;
@@ -657,13 +657,10 @@ async fn a_move_into_the_workers_busy_time_is_refused_and_a_cancellation_frees_t
     )
     .await;
     assert_eq!(edited["workerId"], worker);
-    expect_error(
-        app.patch(&back_path, &key, &json!({"dateTime": slot(2, "13:00")}))
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "WORKER_INACTIVE",
-    )
-    .await;
+    app.patch(&back_path, &key, &json!({"dateTime": slot(2, "13:00")}))
+        .reply()
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "WORKER_INACTIVE");
 }
 
 #[tokio::test]
@@ -671,28 +668,31 @@ async fn a_worker_booked_on_an_older_grid_blocks_only_the_slots_it_overlaps() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 10).await;
-    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
+    let worker = app.create_worker(&key, department, "Dr. Diallo").await;
     // 10:00–10:30 on the 30-minute grid, then hourly slots: 10:00–11:00 overlaps it, 09:00 and
     // 11:00 do not.
     booked_id(&app, &key, department, &slot(2, "10:00"), Some(worker)).await;
-    expect_status(
-        app.patch(
-            &format!("/departments/{department}"),
-            &key,
-            &json!({"slotDuration": 60}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let hourly = DepartmentUpdate {
+        slot_duration: Some(60),
+        ..Default::default()
+    };
+    let changed: Department = app
+        .patch(&format!("/departments/{department}"), &key, &hourly)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(changed.slot_duration, 60);
     let listed = worker_availability(&app, &key, department, worker).await;
     for (time, expected) in [("09:00", true), ("10:00", false), ("11:00", true)] {
         let entry = listed
             .iter()
-            .find(|s| s["time"] == time)
+            .find(|s| local_time(s) == time)
             .expect("an hourly slot");
-        assert_eq!(entry["available"], expected, "{time}: {entry}");
-        assert_eq!(entry["remaining"], i64::from(expected), "{time}: {entry}");
+        assert_eq!(
+            (entry.available, entry.remaining),
+            (expected, i64::from(expected)),
+            "{time}: {entry:?}"
+        );
     }
     expect_busy(
         book_with(&app, &key, department, &slot(2, "10:00"), Some(worker)).await,
@@ -704,7 +704,12 @@ async fn a_worker_booked_on_an_older_grid_blocks_only_the_slots_it_overlaps() {
 }
 
 /// Every slot of the day two days ahead for `worker` (unavailable ones too).
-async fn worker_availability(app: &TestApp, key: &str, department: i64, worker: i64) -> Vec<Value> {
+async fn worker_availability(
+    app: &TestApp,
+    key: &str,
+    department: i64,
+    worker: i64,
+) -> Vec<AvailabilitySlot> {
     slots_of(app, key, department, Some(worker), 2, true).await
 }
 
@@ -716,7 +721,7 @@ async fn slots_of(
     worker: Option<i64>,
     days: i64,
     include_unavailable: bool,
-) -> Vec<Value> {
+) -> Vec<AvailabilitySlot> {
     let date = day_ahead(days);
     let mut path = format!(
         "/departments/{department}/availability?startDate={date}&endDate={date}&includeUnavailable={include_unavailable}"
@@ -724,13 +729,11 @@ async fn slots_of(
     if let Some(worker) = worker {
         path.push_str(&format!("&workerId={worker}"));
     }
-    let body = expect_status(app.get(&path, key).await, StatusCode::OK).await;
-    assert_eq!(body["workerId"], json!(worker));
-    body["availability"]
-        .as_array()
-        .expect("days")
-        .iter()
-        .flat_map(|day| day["slots"].as_array().cloned().unwrap_or_default())
+    let body: Availability = app.get(&path, key).reply().await.json(StatusCode::OK);
+    assert_eq!(body.worker_id, worker);
+    body.availability
+        .into_iter()
+        .flat_map(|day| day.slots)
         .collect()
 }
 
@@ -755,14 +758,14 @@ async fn without_a_worker_a_department_that_shows_its_staff_lists_slots_some_act
             .is_empty(),
         "no worker yet: nothing can be booked, so nothing is listed"
     );
-    let first = create_worker(&app, &key, department, "Dr. Diallo").await;
-    let second = create_worker(&app, &key, department, "Dr. Sow").await;
-    let gone = create_worker(&app, &key, department, "Dr. Barry").await;
-    expect_status(
-        app.delete(&worker_path(department, gone), &key).await,
-        StatusCode::OK,
-    )
-    .await;
+    let first = app.create_worker(&key, department, "Dr. Diallo").await;
+    let second = app.create_worker(&key, department, "Dr. Sow").await;
+    let gone = app.create_worker(&key, department, "Dr. Barry").await;
+    let _: Worker = app
+        .delete(&worker_path(department, gone), &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
     booked_id(&app, &key, department, &slot(2, "08:00"), Some(first)).await;
     booked_id(&app, &key, department, &slot(2, "08:00"), Some(second)).await;
     booked_id(&app, &key, department, &slot(2, "08:30"), Some(first)).await;
@@ -770,13 +773,7 @@ async fn without_a_worker_a_department_that_shows_its_staff_lists_slots_some_act
     let all = slots_of(&app, &key, department, None, 2, true).await;
     let summary: Vec<(String, bool, i64)> = all
         .iter()
-        .map(|s| {
-            (
-                s["time"].as_str().unwrap().to_owned(),
-                s["available"].as_bool().unwrap(),
-                s["remaining"].as_i64().unwrap(),
-            )
-        })
+        .map(|s| (local_time(s), s.available, s.remaining))
         .collect();
     // 08:00: a desk is left but both active workers are busy; the deactivated one does not count.
     assert_eq!(
@@ -789,7 +786,8 @@ async fn without_a_worker_a_department_that_shows_its_staff_lists_slots_some_act
     );
     let listed = slots_of(&app, &key, department, None, 2, false).await;
     assert_eq!(
-        listed[0]["time"], "08:30",
+        listed.first().map(local_time).as_deref(),
+        Some("08:30"),
         "the first listed slot is bookable"
     );
     expect_busy(
@@ -798,12 +796,10 @@ async fn without_a_worker_a_department_that_shows_its_staff_lists_slots_some_act
     )
     .await;
     booked_id(&app, &key, department, &slot(2, "08:30"), Some(second)).await;
-    expect_error(
-        book_with(&app, &key, department, &slot(2, "08:00"), Some(gone)).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "WORKER_INACTIVE",
-    )
-    .await;
+    book_with(&app, &key, department, &slot(2, "08:00"), Some(gone))
+        .reply()
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "WORKER_INACTIVE");
     assert!(
         slots_of(&app, &key, department, Some(gone), 2, true)
             .await
@@ -819,7 +815,9 @@ async fn without_a_worker_a_department_that_shows_its_staff_lists_slots_some_act
             &key,
         )
         .await;
-    expect_error(zero, StatusCode::BAD_REQUEST, "INVALID_REQUEST").await;
+    read(zero)
+        .await
+        .error(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
 }
 
 #[tokio::test]
@@ -827,7 +825,7 @@ async fn appointments_and_their_events_carry_the_worker() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 3).await;
-    let worker = create_worker(&app, &key, department, "Dr. Diallo").await;
+    let worker = app.create_worker(&key, department, "Dr. Diallo").await;
     let with = booked_id(&app, &key, department, &slot(2, "10:00"), Some(worker)).await;
     let without = booked_id(&app, &key, department, &slot(2, "10:00"), None).await;
 
@@ -857,18 +855,18 @@ async fn appointments_and_their_events_carry_the_worker() {
         .collect();
     assert_eq!(ids, vec![with], "the worker filter");
 
-    let events = expect_status(
-        app.get("/events?type=appointment.created", &key).await,
-        StatusCode::OK,
-    )
-    .await;
+    let events: EventPage = app
+        .get("/events?type=appointment.created", &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    // An event is its stored payload, untyped on the wire (`Event` wraps the JSON as sent).
     let worker_of = |id: i64| {
-        events["content"]
-            .as_array()
-            .unwrap()
+        events
+            .content
             .iter()
-            .find(|e| e["data"]["object"]["id"] == id)
-            .map(|e| e["data"]["object"]["workerId"].clone())
+            .find(|event| event.0["data"]["object"]["id"] == id)
+            .map(|event| event.0["data"]["object"]["workerId"].clone())
     };
     assert_eq!(worker_of(with), Some(json!(worker)));
     assert_eq!(worker_of(without), Some(Value::Null));
@@ -920,7 +918,7 @@ async fn availability_per_worker_is_exactly_what_booking_accepts_over_random_seq
         .await;
     let mut workers = Vec::new();
     for name in ["Dr. Diallo", "Dr. Sow", "Dr. Barry"] {
-        workers.push(create_worker(&app, &key, department, name).await);
+        workers.push(app.create_worker(&key, department, name).await);
     }
     let choices: Vec<Option<i64>> = std::iter::once(None)
         .chain(workers.iter().copied().map(Some))
@@ -942,9 +940,9 @@ async fn availability_per_worker_is_exactly_what_booking_accepts_over_random_seq
                     let expected = model.remaining(slot, worker, None) > 0;
                     let response = book_with(&app, &key, department, &at(slot), worker).await;
                     if expected {
-                        let body = expect_status(response, StatusCode::CREATED).await;
+                        let body: WithId = read(response).await.json(StatusCode::CREATED);
                         model.booked.push(Booked {
-                            id: body["id"].as_i64().unwrap(),
+                            id: body.id,
                             slot,
                             worker,
                         });
@@ -1029,19 +1027,15 @@ async fn assert_availability_is_bookability(
         for (index, entry) in listed.iter().enumerate() {
             let remaining = model.remaining(index, *worker, None);
             assert_eq!(
-                (
-                    entry["time"].as_str(),
-                    entry["remaining"].as_i64(),
-                    entry["available"].as_bool()
-                ),
-                (Some(GRID[index]), Some(remaining), Some(remaining > 0)),
+                (local_time(entry).as_str(), entry.remaining, entry.available),
+                (GRID[index], remaining, remaining > 0),
                 "{context}: worker {worker:?}, model {:?}",
                 model.booked
             );
             let response = book_with(app, key, department, &slot_time(GRID[index]), *worker).await;
             if remaining > 0 {
-                let probe = expect_status(response, StatusCode::CREATED).await;
-                cancel(app, key, probe["id"].as_i64().unwrap()).await;
+                let probe: WithId = read(response).await.json(StatusCode::CREATED);
+                cancel(app, key, probe.id).await;
             } else {
                 let reason = if worker.is_some() && model.remaining(index, None, None) > 0 {
                     "WORKER_BUSY"

@@ -16,7 +16,7 @@ use crate::openapi::refer_parameter;
 use crate::store::api_keys::{Issued, Key};
 
 /// The mode a key acts in.
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 // Written in place, as the contract always did, rather than as a component of its own.
 #[schemars(inline)]
@@ -36,7 +36,7 @@ impl Mode {
 }
 
 /// An API key, without its secret.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     #[schemars(pattern("^key_"), example = &"key_Ab12Cd34Ef56Gh78Ij90Kl12")]
@@ -73,7 +73,7 @@ impl ApiKey {
 }
 
 /// A new API key; `key` (the clear key) is shown in this response only.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ApiKeyCreated {
     #[serde(flatten)]
     pub api_key: ApiKey,
@@ -91,26 +91,29 @@ impl ApiKeyCreated {
 }
 
 /// Every key of the organization in the caller's mode.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ApiKeyList {
     pub data: Vec<ApiKey>,
 }
 
 /// A key to create, as sent.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(example = ApiKeyCreate::example())]
 pub struct ApiKeyCreate {
     // Optional in Rust so that a missing field is named in the 400 (the schema says required).
     /// 1 to 100 characters after trimming.
     #[schemars(with = "String", length(min = 1, max = 100))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     // Text, not `Scope`, so that every unknown scope is named in the 400 by its index.
     /// Duplicates are dropped.
     #[schemars(with = "Vec<Scope>", length(min = 1))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
     /// RFC 3339, in the future (else 400 INVALID_DATE_TIME).
     #[schemars(extend("type" = ["string", "null"], "format" = "date-time"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
 

@@ -13,8 +13,9 @@ use aide::openapi::{Operation, ParameterSchemaOrContent, ReferenceOr};
 use aide::operation::{parameters_from_schema, ParamLocation};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::de::Error as _;
 use serde::ser::Error as _;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain::datetime::format_instant;
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
@@ -137,7 +138,7 @@ impl QueryParameters for AvailabilityQuery {
 }
 
 /// The slots of a department per local day.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(example = Availability::example())]
 pub struct Availability {
@@ -181,7 +182,7 @@ impl Availability {
 }
 
 /// The listed slots of one local day.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AvailabilityDay {
     #[schemars(with = "String", extend("format" = "date"))]
     pub date: NaiveDate,
@@ -190,7 +191,8 @@ pub struct AvailabilityDay {
 }
 
 /// One slot of the grid.
-#[derive(Debug, Serialize, JsonSchema)]
+// Read back by its own `Deserialize` (below): `time` is read as the time of `dateTime`.
+#[derive(Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AvailabilitySlot {
     pub time: LocalTime,
@@ -207,16 +209,69 @@ pub struct AvailabilitySlot {
 }
 
 /// The local start of a slot, written `HH:MM`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTime(pub NaiveDateTime);
 
 /// A wall-clock date-time, written `YYYY-MM-DDTHH:MM:SS`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalDateTime(pub NaiveDateTime);
 
 /// An instant, written `YYYY-MM-DDTHH:MM:SSZ` (as `format_instant`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Instant(pub DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for LocalDateTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S")
+            .map(Self)
+            .map_err(|_| D::Error::custom(format!("{text:?} is not YYYY-MM-DDTHH:MM:SS")))
+    }
+}
+
+impl<'de> Deserialize<'de> for Instant {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| Self(at.with_timezone(&Utc)))
+            .map_err(|_| D::Error::custom(format!("{text:?} is not an RFC 3339 instant")))
+    }
+}
+
+/// A slot as written: `time` alone carries no date, so it is read as the time of `dateTime`,
+/// which it must match.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlotText {
+    time: String,
+    date_time: LocalDateTime,
+    starts_at: Instant,
+    ends_at: Instant,
+    available: bool,
+    remaining: i64,
+}
+
+impl<'de> Deserialize<'de> for AvailabilitySlot {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let slot = SlotText::deserialize(deserializer)?;
+        let time = LocalTime(slot.date_time.0);
+        let written = serde_json::to_value(time).map_err(D::Error::custom)?;
+        if written != slot.time.as_str() {
+            return Err(D::Error::custom(format!(
+                "time {:?} is not the time of dateTime {}",
+                slot.time, slot.date_time.0
+            )));
+        }
+        Ok(Self {
+            time,
+            date_time: slot.date_time,
+            starts_at: slot.starts_at,
+            ends_at: slot.ends_at,
+            available: slot.available,
+            remaining: slot.remaining,
+        })
+    }
+}
 
 /// Writes `value` as `N` decimal digits, zero-padded, at the start of `out`.
 fn put_digits<const N: usize>(out: &mut [u8], mut value: u32) {
@@ -343,6 +398,25 @@ mod tests {
             .ok()
             .and_then(|value| value.as_str().map(str::to_owned))
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_availability_reads_back_as_it_was_written() {
+        let written = serde_json::to_string(&Availability::example()).unwrap();
+        let read: Availability = serde_json::from_str(&written).unwrap();
+        assert_eq!(read, Availability::example());
+    }
+
+    #[test]
+    fn a_slot_whose_time_is_not_that_of_its_date_time_is_refused() {
+        let mut slot =
+            serde_json::to_value(&Availability::example().availability[0].slots[0]).unwrap();
+        slot["time"] = "09:00".into();
+        let error = serde_json::from_value::<AvailabilitySlot>(slot).unwrap_err();
+        assert!(
+            error.to_string().contains("is not the time of dateTime"),
+            "{error}"
+        );
     }
 
     #[test]

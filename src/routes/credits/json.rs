@@ -10,7 +10,7 @@ use crate::error::{check_fields, ApiError, ApiResult, FieldError};
 use crate::store::credits::{Balance, Movement, Transaction};
 
 /// The credit balance of the caller's organization in the caller's mode.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(example = Credits::example())]
 pub struct Credits {
@@ -49,7 +49,7 @@ impl Credits {
 }
 
 /// What a ledger line records.
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TransactionType {
     Grant,
@@ -68,7 +68,7 @@ impl From<Movement> for TransactionType {
 }
 
 /// One line of the append-only credit ledger.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(example = CreditTransaction::example())]
 pub struct CreditTransaction {
@@ -116,7 +116,7 @@ impl CreditTransaction {
 }
 
 /// A page of the ledger, newest first.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreditTransactionPage {
     pub content: Vec<CreditTransaction>,
@@ -133,10 +133,11 @@ pub struct CreditTransactionPage {
 }
 
 /// The settings of the credit account, as sent.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreditSettings {
     #[schemars(with = "i64", range(min = 0, max = 1_000_000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub low_balance_threshold: Option<i64>,
 }
 

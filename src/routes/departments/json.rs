@@ -15,19 +15,19 @@ use crate::error::{check_fields, ApiResult, FieldError};
 use crate::store::departments::{Department as Stored, Fields, HoursMap};
 
 /// The organization a department belongs to.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrganizationRef {
     pub id: i64,
     pub name: String,
 }
 
 /// Weekly opening hours keyed by lower-case weekday.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct WeeklyHours(pub HoursMap);
 
 /// A department, with its schedule.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(example = Department::example())]
 pub struct Department {
@@ -147,7 +147,7 @@ impl Department {
 }
 
 /// A new department. Optional members given as null take their default.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("examples" = [{
     "name": "Passport Service",
@@ -164,33 +164,44 @@ pub struct DepartmentCreate {
     // Optional in Rust so that a missing field is named in the 400 (the schema says required).
     /// 1 to 200 characters after trimming.
     #[schemars(with = "String", length(min = 1, max = 200))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A blank description is stored as null.
     #[schemars(length(max = 2000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// IANA time zone name, e.g. Africa/Conakry.
     #[schemars(with = "String")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// Minutes; default 15.
     #[schemars(range(min = 5, max = 1440))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slot_duration: Option<i64>,
     /// Default 1.
     #[schemars(range(min = 1, max = 1000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<i64>,
     /// Default true.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub is_active: Option<bool>,
     /// Default: closed every day.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub opening_hours: Option<WeeklyHours>,
     /// Default []. Replaces the whole list.
     #[schemars(length(max = 500))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub closures: Option<Vec<Closure>>,
     /// Default 0.
     #[schemars(range(min = 0, max = 525_600))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_notice_minutes: Option<i64>,
     /// Default 90.
     #[schemars(range(min = 1, max = 730))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_advance_days: Option<i64>,
     /// Default false. MONCRENEAU's name. When true, every booking (and every move of one) names a staff member: `workerId` is required in POST /appointments (else 400 MISSING_REQUIRED_FIELD on `workerId`), and availability without `workerId` lists the slots where at least one active worker is free. Turning it on changes no existing appointment.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub show_admins_in_booking: Option<bool>,
 }
 
@@ -240,38 +251,49 @@ fn defaults() -> Fields {
 }
 
 /// The members to change; an absent or null member keeps its value (so `description` can only be cleared with an empty string). Existing appointments keep their slot.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("examples" = [{"capacity": 4, "closures": []}]))]
 pub struct DepartmentUpdate {
     /// 1 to 200 characters after trimming.
     #[schemars(length(min = 1, max = 200))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A blank description is stored as null.
     #[schemars(length(max = 2000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// IANA time zone name, e.g. Africa/Conakry.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// Minutes; default 15.
     #[schemars(range(min = 5, max = 1440))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slot_duration: Option<i64>,
     /// Default 1.
     #[schemars(range(min = 1, max = 1000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<i64>,
     /// Default true.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub is_active: Option<bool>,
     /// Default: closed every day.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub opening_hours: Option<WeeklyHours>,
     /// Default []. Replaces the whole list.
     #[schemars(length(max = 500))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub closures: Option<Vec<Closure>>,
     /// Default 0.
     #[schemars(range(min = 0, max = 525_600))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_notice_minutes: Option<i64>,
     /// Default 90.
     #[schemars(range(min = 1, max = 730))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_advance_days: Option<i64>,
     /// MONCRENEAU's name. When true, every booking (and every move of one) names a staff member: `workerId` is required in POST /appointments (else 400 MISSING_REQUIRED_FIELD on `workerId`), and availability without `workerId` lists the slots where at least one active worker is free. Turning it on changes no existing appointment.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub show_admins_in_booking: Option<bool>,
 }
 
@@ -466,5 +488,23 @@ impl JsonSchema for Closure {
             },
             "additionalProperties": false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_built_in_rust_writes_only_its_given_members() {
+        let changes = DepartmentUpdate {
+            capacity: Some(4),
+            closures: Some(Vec::new()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&changes).unwrap(),
+            serde_json::json!({"capacity": 4, "closures": []})
+        );
     }
 }

@@ -107,7 +107,7 @@ impl PathParameters for EventId {
 }
 
 /// An event, exactly as delivered to webhooks: the stored payload, sent as it is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Event(pub Value);
 
@@ -174,7 +174,7 @@ impl Event {
 }
 
 /// A page of events, newest first.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventPage {
     pub content: Vec<Event>,

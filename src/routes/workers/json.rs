@@ -17,7 +17,7 @@ use crate::store::workers::Worker as Stored;
 const NAME_MAX: usize = 200;
 
 /// A staff member of a department. Serves one appointment at a time.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(example = Worker::example())]
 pub struct Worker {
@@ -62,15 +62,17 @@ impl Worker {
 }
 
 /// A new staff member of the department.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("examples" = [{"name": "Dr. Diallo"}]))]
 pub struct WorkerCreate {
     // Optional in Rust so that a missing name is named in the 400 (the schema says required).
     /// 1 to 200 characters, not blank; stored trimmed.
     #[schemars(with = "String", length(min = 1, max = 200))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Default true.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub is_active: Option<bool>,
 }
 
@@ -94,13 +96,15 @@ impl WorkerCreate {
 }
 
 /// The members to change; an absent or null member keeps its value. `isActive: true` reactivates a worker. Its appointments never change.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("examples" = [{"name": "Dr. Aminata Diallo"}, {"isActive": true}]))]
 pub struct WorkerUpdate {
     /// 1 to 200 characters, not blank; stored trimmed.
     #[schemars(length(min = 1, max = 200))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub is_active: Option<bool>,
 }
 
