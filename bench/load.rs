@@ -419,3 +419,26 @@ async fn main() -> anyhow::Result<()> {
     println!("{report}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&values, 0.50), Some(50));
+        assert_eq!(percentile(&values, 0.99), Some(99));
+        assert_eq!(percentile(&[7_u64], 0.99), Some(7));
+        assert_eq!(percentile::<u64>(&[], 0.5), None);
+    }
+
+    #[test]
+    fn booking_slots_are_all_different_over_a_cycle() {
+        let slots: std::collections::HashSet<String> = (0..80 * 48).map(booking_slot).collect();
+        assert_eq!(slots.len(), 80 * 48);
+        assert!(slots
+            .iter()
+            .all(|slot| slot.ends_with(":00:00") || slot.ends_with(":30:00")));
+    }
+}
