@@ -1,7 +1,8 @@
 -- The bare-SQL ceiling of a booking for pgbench (bench/run.sh): the writes of
--- src/routes/appointments/create.rs `book` (appointment, ledger line whose trigger moves the
--- balance, event, a delivery per subscribed webhook) as plain statements in one transaction, in
--- the same organization and department as the HTTP bookings, so they contend on the same rows.
+-- src/store/appointments.rs `book` (appointment, ledger line whose trigger moves the balance,
+-- event whose trigger writes a delivery per subscribed webhook) as plain statements in one
+-- transaction, in the same organization and department as the HTTP bookings, so they contend on
+-- the same rows.
 -- The slots are drawn from 570 years from 2030 on (far past any slot the HTTP load books), so
 -- capacity never refuses one. :org, :dept and :payload (a real appointment.created body) come
 -- from `pgbench -D`.
@@ -17,11 +18,5 @@ RETURNING id AS appointment \gset
 INSERT INTO credit_transactions (organization_id, livemode, type, amount, appointment_id)
 VALUES (:org, true, 'CONSUMPTION', -1, :appointment);
 INSERT INTO events (id, organization_id, livemode, type, appointment_id, sequence, payload)
-VALUES ('evt_' || md5(random()::text), :org, true, 'appointment.created', :appointment, 1, :payload)
-RETURNING id AS event \gset
-INSERT INTO webhook_deliveries (id, webhook_id, event_id, next_attempt_at)
-SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), w.id, :event, now()
-  FROM webhooks w
- WHERE w.organization_id = :org AND w.livemode AND w.active
-   AND ('appointment.created' = ANY (w.events) OR '*' = ANY (w.events));
+VALUES ('evt_' || md5(random()::text), :org, true, 'appointment.created', :appointment, 1, :payload);
 COMMIT;
