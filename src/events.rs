@@ -2,11 +2,14 @@
 //! so an event exists exactly when its change committed.
 
 use chrono::Utc;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::domain::datetime::format_instant;
 use crate::domain::keys::random_id;
+use crate::store::events as store;
+use crate::tenant::Tenant;
 
 pub const APPOINTMENT_CREATED: &str = "appointment.created";
 pub const APPOINTMENT_UPDATED: &str = "appointment.updated";
@@ -15,6 +18,7 @@ pub const APPOINTMENT_VALIDATED: &str = "appointment.validated";
 pub const APPOINTMENT_NO_SHOW: &str = "appointment.no_show";
 pub const CREDITS_LOW: &str = "credits.low";
 pub const CREDITS_DEPLETED: &str = "credits.depleted";
+pub const WEBHOOK_TEST: &str = "webhook.test";
 
 /// What an event is about: an organization's mode and, for appointment events, the appointment
 /// with its sequence number at this change.
@@ -22,6 +26,39 @@ pub struct Subject {
     pub organization_id: i64,
     pub livemode: bool,
     pub appointment: Option<(i64, i32)>,
+}
+
+/// An event as delivered: the envelope every type shares around its `data` (`{"object": …}`,
+/// with `changes` for `appointment.updated`). Fields in their order on the wire where the
+/// envelope itself is written (a `webhook.test`); a stored event is read back from its JSONB
+/// column, which keeps no order (see `crate::store::events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// `evt_…`: receivers deduplicate on it.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the event happened, to the second (`…Z`).
+    pub created: String,
+    pub livemode: bool,
+    /// For appointment events: the appointment's change counter, to order its events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i32>,
+    pub data: T,
+}
+
+impl<T> Envelope<T> {
+    /// A new event of type `kind`, happening now, with a fresh id.
+    pub fn new(kind: &str, livemode: bool, sequence: Option<i32>, data: T) -> Self {
+        Self {
+            id: random_id("evt"),
+            kind: kind.to_owned(),
+            created: format_instant(Utc::now()),
+            livemode,
+            sequence,
+            data,
+        }
+    }
 }
 
 /// Writes one event, and one pending delivery for each active webhook of the organization's mode
@@ -32,42 +69,24 @@ pub async fn record(
     event_type: &str,
     data: Value,
 ) -> Result<String, sqlx::Error> {
-    let id = random_id("evt");
-    let mut payload = json!({
-        "id": id,
-        "type": event_type,
-        "created": format_instant(Utc::now()),
-        "livemode": subject.livemode,
-        "data": data,
-    });
-    if let (Some((_, sequence)), Some(object)) = (subject.appointment, payload.as_object_mut()) {
-        object.insert("sequence".into(), json!(sequence));
-    }
-    sqlx::query(
-        "INSERT INTO events (id, organization_id, livemode, type, appointment_id, sequence, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&id)
-    .bind(subject.organization_id)
-    .bind(subject.livemode)
-    .bind(event_type)
-    .bind(subject.appointment.map(|(id, _)| id))
-    .bind(subject.appointment.map(|(_, sequence)| sequence))
-    .bind(&payload)
-    .execute(&mut *connection)
-    .await?;
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, next_attempt_at)
-         SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), w.id, $1, now()
-           FROM webhooks w
-          WHERE w.organization_id = $2 AND w.livemode = $3 AND w.active
-            AND ($4 = ANY (w.events) OR '*' = ANY (w.events))",
-    )
-    .bind(&id)
-    .bind(subject.organization_id)
-    .bind(subject.livemode)
-    .bind(event_type)
-    .execute(connection)
-    .await?;
-    Ok(id)
+    record_typed(connection, subject, event_type, &data).await
+}
+
+/// [`record`] with a typed `data`.
+pub async fn record_typed<T: Serialize>(
+    connection: &mut PgConnection,
+    subject: &Subject,
+    event_type: &str,
+    data: &T,
+) -> Result<String, sqlx::Error> {
+    let tenant = Tenant {
+        organization_id: subject.organization_id,
+        livemode: subject.livemode,
+    };
+    let sequence = subject.appointment.map(|(_, sequence)| sequence);
+    let event = Envelope::new(event_type, subject.livemode, sequence, data);
+    let appointment = subject.appointment.map(|(id, _)| id);
+    store::insert(&mut *connection, tenant, appointment, &event).await?;
+    store::queue_deliveries(connection, tenant, &event.id, event_type).await?;
+    Ok(event.id)
 }
