@@ -10,7 +10,10 @@ use aide::openapi::{Link, LinkOperation, OpenApi, Operation, ReferenceOr, Status
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+
 use crate::routes;
+use crate::routes::webhooks::json::WebhookTestEvent;
 
 /// The hand-written part of the contract.
 pub const BASE: &str = include_str!("../openapi/base.json");
@@ -32,13 +35,28 @@ pub fn generate() -> anyhow::Result<String> {
             }
         }
     }
+    let target = document.entry("components").entry("schemas");
     if let Some(schemas) = generated.get("components").and_then(|c| c.get("schemas")) {
-        let target = document.entry("components").entry("schemas");
         for (name, schema) in schemas.entries() {
             target.insert(name, schema.clone());
         }
     }
+    for (name, schema) in event_schemas() {
+        target.insert(&name, Json::of(&schema)?);
+    }
     Ok(serde_json::to_string_pretty(&document)? + "\n")
+}
+
+/// The schemas of the event payloads described in code, which no operation refers to (the
+/// `webhooks` of the base do), with those they refer to.
+fn event_schemas() -> serde_json::Map<String, serde_json::Value> {
+    // The settings aide gives its own generator, so these read like the operations' schemas.
+    let mut generator = SchemaGenerator::new(SchemaSettings::draft07().with(|settings| {
+        settings.inline_subschemas = false;
+        settings.definitions_path = "#/components/schemas/".into();
+    }));
+    let _ = generator.subschema_for::<WebhookTestEvent>();
+    generator.take_definitions(true)
 }
 
 /// The operations and schemas of the routes described in code, with what every one of them

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::datetime::format_timestamp;
 use crate::error::{ErrorCode, FieldError};
+use crate::events::{Envelope, WEBHOOK_TEST};
 use crate::extract::PathParameters;
 use crate::openapi::refer_parameter;
 use crate::routes::pagination::PageRequest;
@@ -466,16 +467,20 @@ impl WebhookTestResult {
 }
 
 /// The `data` of a `webhook.test` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(inline)]
 pub struct TestData {
     pub object: TestObject,
 }
 
-/// What a `webhook.test` event is about: the webhook tested.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The `data.object` of `webhook.test`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "WebhookTestObject")]
 pub struct TestObject {
+    #[schemars(extend("pattern" = "^wh_[A-Za-z0-9]{24}$"))]
     pub webhook_id: String,
+    #[schemars(extend("examples" = ["This is a test event"]))]
     pub message: String,
 }
 
@@ -487,6 +492,60 @@ impl TestData {
                 message: "This is a test event".to_owned(),
             },
         }
+    }
+}
+
+/// A `webhook.test` event, as `POST /webhooks/{id}/test` sends it (never stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookTestEvent(pub Envelope<TestData>);
+
+impl WebhookTestEvent {
+    /// A test event for `webhook`, happening now.
+    pub fn new(webhook_id: &str, livemode: bool) -> Self {
+        Self(Envelope::new(
+            WEBHOOK_TEST,
+            livemode,
+            None,
+            TestData::new(webhook_id),
+        ))
+    }
+
+    /// The contract's example.
+    pub fn example() -> Self {
+        Self(Envelope {
+            id: "evt_Te5St6Ev7En8Tx9Yz0Ab1Cd2".to_owned(),
+            kind: WEBHOOK_TEST.to_owned(),
+            created: "2026-01-21T14:31:00Z".to_owned(),
+            livemode: false,
+            sequence: None,
+            data: TestData::new("wh_Vb3Nq8Lm2Xc7Rt5Yp1Kd9Hs4"),
+        })
+    }
+}
+
+/// The contract's `Event` narrowed to this type, as the other event payloads of the contract
+/// are written.
+impl JsonSchema for WebhookTestEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "WebhookTestEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let data: serde_json::Value = generator.subschema_for::<TestData>().into();
+        let example = serde_json::to_value(Self::example()).unwrap_or_default();
+        json_schema!({
+            "description": "`webhook.test`: sent by `POST /webhooks/{id}/test` only, to that webhook whatever its subscription; not stored, not retried and not listed by `/events`. No `sequence`.",
+            "allOf": [
+                {"$ref": "#/components/schemas/Event"},
+                {
+                    "type": "object",
+                    "required": ["type", "data"],
+                    "properties": {"type": {"const": WEBHOOK_TEST}, "data": data, "sequence": false},
+                },
+            ],
+            "examples": [example],
+        })
     }
 }
 

@@ -12,14 +12,13 @@ use axum::Json;
 use chrono::Utc;
 
 use self::json::{
-    check_members, DeliveryAttemptPage, DeliveryId, RetryQueued, TestData, Webhook, WebhookCreate,
-    WebhookCreated, WebhookDeleted, WebhookId, WebhookList, WebhookRotated, WebhookTestResult,
-    WebhookUpdate,
+    check_members, DeliveryAttemptPage, DeliveryId, RetryQueued, Webhook, WebhookCreate,
+    WebhookCreated, WebhookDeleted, WebhookId, WebhookList, WebhookRotated, WebhookTestEvent,
+    WebhookTestResult, WebhookUpdate,
 };
 use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_timestamp;
 use crate::error::{check_fields, ApiResult, FieldError};
-use crate::events::{Envelope, WEBHOOK_TEST};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::openapi::{link, refer_response};
 use crate::routes::pagination::PageQuery;
@@ -276,12 +275,7 @@ async fn test(
     ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<Json<WebhookTestResult>> {
     let webhook = store::find(&state.pool, auth.tenant, &id.0).await?;
-    let event = Envelope::new(
-        WEBHOOK_TEST,
-        webhook.livemode,
-        None,
-        TestData::new(&webhook.id),
-    );
+    let WebhookTestEvent(event) = WebhookTestEvent::new(&webhook.id, webhook.livemode);
     let secrets = Secrets {
         current: &webhook.secret,
         previous: webhook.previous_secret(Utc::now()),
