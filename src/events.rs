@@ -1,7 +1,10 @@
 //! The transactional outbox: every state change writes its event here, in its own transaction,
 //! so an event exists exactly when its change committed.
 
+use std::borrow::Cow;
+
 use chrono::Utc;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -89,4 +92,118 @@ pub async fn record_typed<T: Serialize>(
     store::insert(&mut *connection, tenant, appointment, &event).await?;
     store::queue_deliveries(connection, tenant, &event.id, event_type).await?;
     Ok(event.id)
+}
+
+/// The `data` of the events about one object: `{"object": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(inline)]
+pub struct ObjectData<T> {
+    pub object: T,
+}
+
+/// The `data.object` of `credits.low` and `credits.depleted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditsEventObject {
+    /// The balance after the booking that triggered the event.
+    #[schemars(range(min = 0))]
+    pub available_credits: i64,
+    #[schemars(range(min = 0))]
+    pub low_balance_threshold: i64,
+    pub livemode: bool,
+}
+
+/// The schema of one event type, as the contract writes each: the shared `Event` narrowed to
+/// its `type` and `data`, without `sequence` (events that are not about an appointment).
+pub fn narrowed_schema<D: JsonSchema + Serialize>(
+    generator: &mut SchemaGenerator,
+    kind: &str,
+    description: &str,
+    example: &Envelope<D>,
+) -> Schema {
+    let data: Value = generator.subschema_for::<D>().into();
+    let example = serde_json::to_value(example).unwrap_or_default();
+    json_schema!({
+        "description": description,
+        "allOf": [
+            {"$ref": "#/components/schemas/Event"},
+            {
+                "type": "object",
+                "required": ["type", "data"],
+                "properties": {"type": {"const": kind}, "data": data, "sequence": false},
+            },
+        ],
+        "examples": [example],
+    })
+}
+
+/// A `credits.low` event.
+pub struct CreditsLowEvent;
+
+impl JsonSchema for CreditsLowEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "CreditsLowEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let example = credits_example(
+            "evt_Lo4Wb7Al8An9Ce0Th1Re2Sh3",
+            CREDITS_LOW,
+            "2026-01-21T14:30:00Z",
+            5,
+        );
+        narrowed_schema(
+            generator,
+            CREDITS_LOW,
+            "`credits.low`: a booking brought the balance of a mode from above `lowBalanceThreshold` to it or below. No `sequence`.",
+            &example,
+        )
+    }
+}
+
+/// A `credits.depleted` event.
+pub struct CreditsDepletedEvent;
+
+impl JsonSchema for CreditsDepletedEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "CreditsDepletedEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let example = credits_example(
+            "evt_De9Pl8Et7Ed6Cr5Ed4It3Ss2",
+            CREDITS_DEPLETED,
+            "2026-01-23T11:12:13Z",
+            0,
+        );
+        narrowed_schema(
+            generator,
+            CREDITS_DEPLETED,
+            "`credits.depleted`: a booking brought the balance of a mode to 0 (the same booking may also emit `credits.low`). No `sequence`.",
+            &example,
+        )
+    }
+}
+
+/// The contract's example of a credits event of a live balance, threshold 5.
+fn credits_example(
+    id: &str,
+    kind: &str,
+    created: &str,
+    available: i64,
+) -> Envelope<ObjectData<CreditsEventObject>> {
+    Envelope {
+        id: id.to_owned(),
+        kind: kind.to_owned(),
+        created: created.to_owned(),
+        livemode: true,
+        sequence: None,
+        data: ObjectData {
+            object: CreditsEventObject {
+                available_credits: available,
+                low_balance_threshold: 5,
+                livemode: true,
+            },
+        },
+    }
 }

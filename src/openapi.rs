@@ -12,6 +12,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 
+use crate::events::{CreditsDepletedEvent, CreditsLowEvent};
 use crate::routes;
 use crate::routes::webhooks::json::WebhookTestEvent;
 
@@ -55,6 +56,8 @@ fn event_schemas() -> serde_json::Map<String, serde_json::Value> {
         settings.inline_subschemas = false;
         settings.definitions_path = "#/components/schemas/".into();
     }));
+    let _ = generator.subschema_for::<CreditsLowEvent>();
+    let _ = generator.subschema_for::<CreditsDepletedEvent>();
     let _ = generator.subschema_for::<WebhookTestEvent>();
     generator.take_definitions(true)
 }

@@ -11,7 +11,7 @@ use crate::helpers::{
     expect_error, expect_json, expect_status, register_webhook, slot, spawn_app, TestApp,
 };
 use crate::receiver::{Receiver, Reply};
-use moncreneau::events::Envelope;
+use moncreneau::events::{CreditsEventObject, Envelope, ObjectData};
 use moncreneau::routes::webhooks::json::{
     TestData, Webhook, WebhookCreated, WebhookDeleted, WebhookList, WebhookRotated,
     WebhookTestResult,
@@ -515,10 +515,26 @@ async fn each_event_type_arrives_at_its_moment_with_its_payload_and_sequence() {
         2,
         "crossed downwards twice (6→5, and after the refund 6→5 again)"
     );
-    assert_eq!(low[0].data["object"]["availableCredits"], 5);
+    // The credits events carry exactly the contract's CreditsEventObject.
+    let credits = |event: &Envelope<Value>| -> CreditsEventObject {
+        serde_json::from_value::<ObjectData<CreditsEventObject>>(event.data.clone())
+            .unwrap()
+            .object
+    };
+    let object = |available_credits| CreditsEventObject {
+        available_credits,
+        low_balance_threshold: 5,
+        livemode: true,
+    };
+    assert_eq!(credits(&low[0]), object(5));
     let depleted = of("credits.depleted");
     assert_eq!(depleted.len(), 1);
-    assert_eq!(depleted[0].data["object"]["availableCredits"], 0);
+    assert_eq!(credits(&depleted[0]), object(0));
+    assert_eq!(
+        depleted[0].data.as_object().unwrap().len(),
+        1,
+        "data is {{object}}"
+    );
 }
 
 #[tokio::test]

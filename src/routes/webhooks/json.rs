@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::datetime::format_timestamp;
 use crate::error::{ErrorCode, FieldError};
-use crate::events::{Envelope, WEBHOOK_TEST};
+use crate::events::{narrowed_schema, Envelope, WEBHOOK_TEST};
 use crate::extract::PathParameters;
 use crate::openapi::refer_parameter;
 use crate::routes::pagination::PageRequest;
@@ -524,28 +524,18 @@ impl WebhookTestEvent {
     }
 }
 
-/// The contract's `Event` narrowed to this type, as the other event payloads of the contract
-/// are written.
 impl JsonSchema for WebhookTestEvent {
     fn schema_name() -> Cow<'static, str> {
         "WebhookTestEvent".into()
     }
 
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        let data: serde_json::Value = generator.subschema_for::<TestData>().into();
-        let example = serde_json::to_value(Self::example()).unwrap_or_default();
-        json_schema!({
-            "description": "`webhook.test`: sent by `POST /webhooks/{id}/test` only, to that webhook whatever its subscription; not stored, not retried and not listed by `/events`. No `sequence`.",
-            "allOf": [
-                {"$ref": "#/components/schemas/Event"},
-                {
-                    "type": "object",
-                    "required": ["type", "data"],
-                    "properties": {"type": {"const": WEBHOOK_TEST}, "data": data, "sequence": false},
-                },
-            ],
-            "examples": [example],
-        })
+        narrowed_schema(
+            generator,
+            WEBHOOK_TEST,
+            "`webhook.test`: sent by `POST /webhooks/{id}/test` only, to that webhook whatever its subscription; not stored, not retried and not listed by `/events`. No `sequence`.",
+            &Self::example().0,
+        )
     }
 }
 
