@@ -1,12 +1,18 @@
 //! The transactional outbox: every state change writes its event here, in its own transaction,
 //! so an event exists exactly when its change committed.
 
+use std::borrow::Cow;
+
 use chrono::Utc;
-use serde_json::{json, Value};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::domain::datetime::format_instant;
 use crate::domain::keys::random_id;
+use crate::store::events as store;
+use crate::tenant::Tenant;
 
 pub const APPOINTMENT_CREATED: &str = "appointment.created";
 pub const APPOINTMENT_UPDATED: &str = "appointment.updated";
@@ -15,6 +21,7 @@ pub const APPOINTMENT_VALIDATED: &str = "appointment.validated";
 pub const APPOINTMENT_NO_SHOW: &str = "appointment.no_show";
 pub const CREDITS_LOW: &str = "credits.low";
 pub const CREDITS_DEPLETED: &str = "credits.depleted";
+pub const WEBHOOK_TEST: &str = "webhook.test";
 
 /// What an event is about: an organization's mode and, for appointment events, the appointment
 /// with its sequence number at this change.
@@ -24,50 +31,179 @@ pub struct Subject {
     pub appointment: Option<(i64, i32)>,
 }
 
-/// An event before it is written: its id and the whole body receivers get.
-pub struct Draft {
+/// An event as delivered: the envelope every type shares around its `data` (`{"object": …}`,
+/// with `changes` for `appointment.updated`). Fields in their order on the wire where the
+/// envelope itself is written (a `webhook.test`); a stored event is read back from its JSONB
+/// column, which keeps no order (see `crate::store::events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// `evt_…`: receivers deduplicate on it.
     pub id: String,
-    pub payload: Value,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the event happened, to the second (`…Z`).
+    pub created: String,
+    pub livemode: bool,
+    /// For appointment events: the appointment's change counter, to order its events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i32>,
+    pub data: T,
 }
 
-/// The event `event_type` about `subject`; `data` is the body's `data` member
-/// (`{"object": …, "changes": …}`).
-pub fn draft(subject: &Subject, event_type: &str, data: Value) -> Draft {
-    let id = random_id("evt");
-    let mut payload = json!({
-        "id": id,
-        "type": event_type,
-        "created": format_instant(Utc::now()),
-        "livemode": subject.livemode,
-        "data": data,
-    });
-    if let (Some((_, sequence)), Some(object)) = (subject.appointment, payload.as_object_mut()) {
-        object.insert("sequence".into(), json!(sequence));
+impl<T> Envelope<T> {
+    /// A new event of type `kind`, happening now, with a fresh id.
+    pub fn new(kind: &str, livemode: bool, sequence: Option<i32>, data: T) -> Self {
+        Self {
+            id: random_id("evt"),
+            kind: kind.to_owned(),
+            created: format_instant(Utc::now()),
+            livemode,
+            sequence,
+            data,
+        }
     }
-    Draft { id, payload }
 }
 
-/// Writes one event; the database writes one pending delivery for each active webhook of the
-/// organization's mode that subscribes to its type (trigger `events_fan_out`).
+/// Writes one event; `data` is the body's `data` member (`{"object": …, "changes": …}`). The
+/// database writes one pending delivery for each active webhook of the organization's mode that
+/// subscribes to its type (trigger `events_fan_out`).
 pub async fn record(
     connection: &mut PgConnection,
     subject: &Subject,
     event_type: &str,
     data: Value,
 ) -> Result<String, sqlx::Error> {
-    let Draft { id, payload } = draft(subject, event_type, data);
-    sqlx::query(
-        "INSERT INTO events (id, organization_id, livemode, type, appointment_id, sequence, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&id)
-    .bind(subject.organization_id)
-    .bind(subject.livemode)
-    .bind(event_type)
-    .bind(subject.appointment.map(|(id, _)| id))
-    .bind(subject.appointment.map(|(_, sequence)| sequence))
-    .bind(&payload)
-    .execute(&mut *connection)
-    .await?;
-    Ok(id)
+    record_typed(connection, subject, event_type, &data).await
+}
+
+/// [`record`] with a typed `data`.
+pub async fn record_typed<T: Serialize>(
+    connection: &mut PgConnection,
+    subject: &Subject,
+    event_type: &str,
+    data: &T,
+) -> Result<String, sqlx::Error> {
+    let tenant = Tenant {
+        organization_id: subject.organization_id,
+        livemode: subject.livemode,
+    };
+    let sequence = subject.appointment.map(|(_, sequence)| sequence);
+    let event = Envelope::new(event_type, subject.livemode, sequence, data);
+    let appointment = subject.appointment.map(|(id, _)| id);
+    store::insert(connection, tenant, appointment, &event).await?;
+    Ok(event.id)
+}
+
+/// The `data` of the events about one object: `{"object": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(inline)]
+pub struct ObjectData<T> {
+    pub object: T,
+}
+
+/// The `data.object` of `credits.low` and `credits.depleted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditsEventObject {
+    /// The balance after the booking that triggered the event.
+    #[schemars(range(min = 0))]
+    pub available_credits: i64,
+    #[schemars(range(min = 0))]
+    pub low_balance_threshold: i64,
+    pub livemode: bool,
+}
+
+/// The schema of one event type, as the contract writes each: the shared `Event` narrowed to
+/// its `type` and `data`, without `sequence` (events that are not about an appointment).
+pub fn narrowed_schema<D: JsonSchema + Serialize>(
+    generator: &mut SchemaGenerator,
+    kind: &str,
+    description: &str,
+    example: &Envelope<D>,
+) -> Schema {
+    let data: Value = generator.subschema_for::<D>().into();
+    let example = serde_json::to_value(example).unwrap_or_default();
+    json_schema!({
+        "description": description,
+        "allOf": [
+            {"$ref": "#/components/schemas/Event"},
+            {
+                "type": "object",
+                "required": ["type", "data"],
+                "properties": {"type": {"const": kind}, "data": data, "sequence": false},
+            },
+        ],
+        "examples": [example],
+    })
+}
+
+/// A `credits.low` event.
+pub struct CreditsLowEvent;
+
+impl JsonSchema for CreditsLowEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "CreditsLowEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let example = credits_example(
+            "evt_Lo4Wb7Al8An9Ce0Th1Re2Sh3",
+            CREDITS_LOW,
+            "2026-01-21T14:30:00Z",
+            5,
+        );
+        narrowed_schema(
+            generator,
+            CREDITS_LOW,
+            "`credits.low`: a booking brought the balance of a mode from above `lowBalanceThreshold` to it or below. No `sequence`.",
+            &example,
+        )
+    }
+}
+
+/// A `credits.depleted` event.
+pub struct CreditsDepletedEvent;
+
+impl JsonSchema for CreditsDepletedEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "CreditsDepletedEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let example = credits_example(
+            "evt_De9Pl8Et7Ed6Cr5Ed4It3Ss2",
+            CREDITS_DEPLETED,
+            "2026-01-23T11:12:13Z",
+            0,
+        );
+        narrowed_schema(
+            generator,
+            CREDITS_DEPLETED,
+            "`credits.depleted`: a booking brought the balance of a mode to 0 (the same booking may also emit `credits.low`). No `sequence`.",
+            &example,
+        )
+    }
+}
+
+/// The contract's example of a credits event of a live balance, threshold 5.
+fn credits_example(
+    id: &str,
+    kind: &str,
+    created: &str,
+    available: i64,
+) -> Envelope<ObjectData<CreditsEventObject>> {
+    Envelope {
+        id: id.to_owned(),
+        kind: kind.to_owned(),
+        created: created.to_owned(),
+        livemode: true,
+        sequence: None,
+        data: ObjectData {
+            object: CreditsEventObject {
+                available_credits: available,
+                low_balance_threshold: 5,
+                livemode: true,
+            },
+        },
+    }
 }

@@ -2,12 +2,10 @@
 //! the account, whose CHECK refuses a negative balance), so the balance is always the ledger's
 //! sum; the unique indexes allow one consumption and one refund per appointment.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode};
-use crate::events::{self, Subject};
+use crate::events::{self, CreditsEventObject, ObjectData, Subject};
 
 /// A credit account is the tenant's: one per organization and mode.
 pub type Account = crate::tenant::Tenant;
@@ -98,34 +96,17 @@ pub async fn announce_spend(
         livemode: account.livemode,
         appointment: None,
     };
-    let data = CreditsEvent {
+    let data = ObjectData {
         object: CreditsEventObject {
             available_credits: after,
             low_balance_threshold: threshold,
             livemode: account.livemode,
         },
     };
-    let data = serde_json::to_value(&data).map_err(ApiError::internal)?;
     for event_type in kinds {
-        events::record(connection, &subject, event_type, data.clone()).await?;
+        events::record_typed(connection, &subject, event_type, &data).await?;
     }
     Ok(())
-}
-
-/// The `data` of `credits.low` and `credits.depleted`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CreditsEvent {
-    pub object: CreditsEventObject,
-}
-
-/// The `data.object` of `credits.low` and `credits.depleted`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CreditsEventObject {
-    /// The balance after the booking that triggered the event.
-    pub available_credits: i64,
-    pub low_balance_threshold: i64,
-    pub livemode: bool,
 }
 
 /// The events a change of balance from `before` to `after` announces: `credits.low` when it
@@ -215,7 +196,7 @@ mod tests {
             low_balance_threshold: 5,
             livemode: true,
         };
-        let text = serde_json::to_string(&CreditsEvent { object }).unwrap();
+        let text = serde_json::to_string(&ObjectData { object }).unwrap();
         assert_eq!(
             text,
             r#"{"object":{"availableCredits":3,"lowBalanceThreshold":5,"livemode":true}}"#

@@ -1,6 +1,9 @@
 //! `GET /openapi.json` (the contract, embedded at build time) and `GET /docs`, a human API
 //! reference rendered on the server from that same document: plain HTML and CSS, no script and no
 //! asset from elsewhere, so it works offline.
+//!
+//! Both operations stay written in `openapi/base.json`: they are served at the root and under
+//! `/api/v1`, and answer the document itself and HTML, shapes no Rust type describes better.
 
 use std::fmt::Write;
 use std::sync::LazyLock;

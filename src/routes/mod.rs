@@ -22,21 +22,21 @@ use crate::state::AppState;
 /// (see `crate::openapi`). Paths are relative to `/api/v1`.
 pub fn documented() -> ApiRouter<AppState> {
     ApiRouter::new()
+        .merge(admin::router())
         .merge(api_keys::router())
         .merge(appointments::router())
         .merge(availability::router())
         .merge(credits::router())
         .merge(departments::router())
         .merge(events::router())
+        .merge(webhooks::router())
         .merge(workers::router())
 }
 
 pub fn router() -> Router<AppState> {
     let api = Router::new()
         .merge(Router::from(documented()))
-        .merge(admin::router())
         .merge(appointments::check_in_router())
-        .merge(webhooks::router())
         .merge(docs::router())
         .merge(health::router());
     Router::new()

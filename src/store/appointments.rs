@@ -15,7 +15,7 @@ use crate::domain::keys::random_token;
 use crate::domain::schedule::{NotOffered, Slot};
 use crate::domain::status::Status;
 use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode, FieldError};
-use crate::events::{self, Draft, Subject};
+use crate::events::{self, Envelope, Subject};
 use crate::ledger;
 use crate::store::departments::{department_columns, department_not_found, Department};
 use crate::store::workers::{bookable_worker, worker_inactive, worker_not_found};
@@ -397,9 +397,10 @@ pub async fn book(
             cancelled_by: None,
             cancel_reason: None,
         };
-        let event = events::draft(
-            &appointment.subject(),
+        let event = Envelope::new(
             events::APPOINTMENT_CREATED,
+            tenant.livemode,
+            Some(appointment.sequence),
             describe(&appointment)?,
         );
         match write_booking(&mut *connection, &seen, &appointment, &event)
@@ -500,7 +501,7 @@ async fn write_booking(
     connection: &mut PgConnection,
     seen: &Seen,
     row: &AppointmentRow,
-    event: &Draft,
+    event: &Envelope<Value>,
 ) -> Result<Written, sqlx::Error> {
     let department = &seen.department;
     let written: Option<(i64, i64)> = sqlx::query_as(
@@ -557,8 +558,8 @@ async fn write_booking(
     .bind(row.sequence)
     .bind(row.created_at)
     .bind(&event.id)
-    .bind(crate::events::APPOINTMENT_CREATED)
-    .bind(&event.payload)
+    .bind(&event.kind)
+    .bind(SqlJson(event))
     .fetch_optional(connection)
     .await?;
     Ok(match written {

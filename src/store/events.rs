@@ -1,11 +1,14 @@
-//! The events of a tenant, as read back by the `/events` routes (they are written, with their
-//! deliveries, by `crate::events`). Only the last 30 days are visible: the window the contract
+//! The events of a tenant: written (for `crate::events`; the database fans each out to its
+//! deliveries), and read back by the `/events` routes. Only the last 30 days are visible: the window the contract
 //! promises a receiver to catch up on, whatever older rows the table still holds.
 
+use serde::Serialize;
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::types::Json as SqlJson;
+use sqlx::{PgConnection, PgPool};
 
 use crate::error::ApiResult;
+use crate::events::Envelope;
 use crate::tenant::Tenant;
 
 /// How long an event stays readable.
@@ -59,4 +62,29 @@ pub async fn find(pool: &PgPool, tenant: Tenant, id: &str) -> ApiResult<Option<V
     .bind(tenant.livemode)
     .fetch_optional(pool)
     .await?)
+}
+
+/// Writes `event` (its payload exactly as it is to be delivered) for the tenant, about
+/// `appointment` when given. The JSONB column keeps the members, not their order: deliveries
+/// and `/events` read it back with its keys sorted.
+pub async fn insert<T: Serialize>(
+    connection: &mut PgConnection,
+    tenant: Tenant,
+    appointment: Option<i64>,
+    event: &Envelope<T>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO events (id, organization_id, livemode, type, appointment_id, sequence, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&event.id)
+    .bind(tenant.organization_id)
+    .bind(tenant.livemode)
+    .bind(&event.kind)
+    .bind(appointment)
+    .bind(event.sequence)
+    .bind(SqlJson(event))
+    .execute(connection)
+    .await?;
+    Ok(())
 }

@@ -7,4 +7,6 @@ pub mod availability;
 pub mod credits;
 pub mod departments;
 pub mod events;
+pub mod organizations;
+pub mod webhooks;
 pub mod workers;

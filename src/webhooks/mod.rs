@@ -3,9 +3,12 @@
 
 pub mod circuit;
 pub mod guard;
+pub mod rules;
 pub mod sender;
 pub mod signing;
 pub mod worker;
+
+pub use rules::previous_secret_in_force;
 
 /// Every event type a webhook can subscribe to (`*` subscribes to all).
 pub const EVENT_TYPES: [&str; 8] = [

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use reqwest::redirect::Policy;
 use reqwest::Url;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::time::timeout;
 
@@ -89,6 +90,21 @@ impl Sender {
 
     /// Posts `event` (the stored event body) to `url`, signed with `secrets`.
     pub async fn send(&self, url: &str, event: &Value, secrets: &Secrets<'_>) -> Outcome {
+        let id = event["id"].as_str().unwrap_or_default();
+        let event_type = event["type"].as_str().unwrap_or_default();
+        self.send_event(url, id, event_type, event, secrets).await
+    }
+
+    /// Posts the event `id` of type `event_type`, whose body is `event` in its fields' order, to
+    /// `url`, signed with `secrets`.
+    pub async fn send_event(
+        &self,
+        url: &str,
+        id: &str,
+        event_type: &str,
+        event: &impl Serialize,
+        secrets: &Secrets<'_>,
+    ) -> Outcome {
         let started = Instant::now();
         let failed = |error: String| Outcome {
             status: None,
@@ -102,8 +118,6 @@ impl Sender {
         if !self.allow_private && (url.scheme() != "https" || literal_is_forbidden(&url)) {
             return failed("the receiver address is not allowed".to_owned());
         }
-        let id = event["id"].as_str().unwrap_or_default();
-        let event_type = event["type"].as_str().unwrap_or_default();
         let body = body_bytes(event);
         let timestamp = Utc::now().timestamp();
         let hex = hex_signature(secrets.current, &body);

@@ -3,7 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{expect_error, expect_status, spawn_app, TestApp, ADMIN_TOKEN};
+use crate::helpers::{expect_error, expect_json, expect_status, spawn_app, TestApp, ADMIN_TOKEN};
+use moncreneau::domain::keys::Scope;
+use moncreneau::routes::admin::json::{
+    LiveCreditGrantResult, Organization, OrganizationCreated, OrganizationList,
+};
 
 async fn operator(
     app: &TestApp,
@@ -24,7 +28,7 @@ async fn operator(
 #[tokio::test]
 async fn the_operator_creates_lists_reads_and_credits_organizations() {
     let app = spawn_app().await;
-    let created = expect_status(
+    let created: OrganizationCreated = expect_json(
         operator(
             &app,
             reqwest::Method::POST,
@@ -35,32 +39,44 @@ async fn the_operator_creates_lists_reads_and_credits_organizations() {
         StatusCode::CREATED,
     )
     .await;
-    let id = created["id"].as_i64().unwrap();
-    let keys = created["apiKeys"].as_array().unwrap();
-    assert_eq!(keys.len(), 2);
+    let id = created.id;
+    assert_eq!(
+        (
+            created.name.as_str(),
+            created.test_credits,
+            created.live_credits
+        ),
+        ("Clinic", 100, 7)
+    );
+    let keys = &created.api_keys;
+    assert_eq!(
+        keys.iter().map(|k| k.mode.as_str()).collect::<Vec<_>>(),
+        ["test", "live"]
+    );
     for key in keys {
-        assert_eq!(key["scopes"], json!(["api:admin"]));
-        assert!(key["key"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("mk_{}_", key["mode"].as_str().unwrap())));
-        assert!(key["id"].as_str().unwrap().starts_with("key_"));
+        assert_eq!(key.scopes, [Scope::ApiAdmin]);
+        assert!(key.key.starts_with(&format!("mk_{}_", key.mode)));
+        assert!(key.id.starts_with("key_"));
     }
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE organization_id = $1 AND key_hash = sha256(convert_to($2, 'UTF8'))")
         .bind(id)
-        .bind(keys[0]["key"].as_str().unwrap())
+        .bind(&keys[0].key)
         .fetch_one(&app.db)
         .await
         .unwrap();
     assert_eq!(stored, 1, "only the hash is stored");
 
-    let listed = expect_status(
+    let listed: OrganizationList = expect_json(
         operator(&app, reqwest::Method::GET, "/admin/organizations", None).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
-    let fetched = expect_status(
+    assert_eq!(
+        listed.data.iter().map(|o| o.id).collect::<Vec<_>>(),
+        [app.org.id, id],
+        "oldest first"
+    );
+    let fetched: Organization = expect_json(
         operator(
             &app,
             reqwest::Method::GET,
@@ -72,14 +88,12 @@ async fn the_operator_creates_lists_reads_and_credits_organizations() {
     )
     .await;
     assert_eq!(
-        (
-            fetched["liveCredits"].as_i64(),
-            fetched["testCredits"].as_i64()
-        ),
-        (Some(7), Some(100))
+        (fetched.id, fetched.live_credits, fetched.test_credits),
+        (id, 7, 100)
     );
+    assert_eq!(listed.data[1], fetched);
 
-    let granted = expect_status(
+    let granted: LiveCreditGrantResult = expect_json(
         operator(
             &app,
             reqwest::Method::POST,
@@ -92,11 +106,13 @@ async fn the_operator_creates_lists_reads_and_credits_organizations() {
     .await;
     assert_eq!(
         granted,
-        json!({"organizationId": id, "availableCredits": 57, "livemode": true})
+        LiveCreditGrantResult {
+            organization_id: id,
+            available_credits: 57,
+            livemode: true
+        }
     );
-    let live_key = keys.iter().find(|k| k["mode"] == "live").unwrap()["key"]
-        .as_str()
-        .unwrap();
+    let live_key = &keys.iter().find(|k| k.mode == "live").unwrap().key;
     assert_eq!(app.balance(live_key).await, 57);
     app.assert_ledger_consistent().await;
 }
@@ -185,18 +201,19 @@ async fn the_command_line_creates_an_organization_whose_keys_work() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let printed: Value = serde_json::from_slice(&output.stdout).expect("the command prints JSON");
-    assert_eq!(printed["name"], "Clinique du Port");
-    let live_key = printed["apiKeys"]
-        .as_array()
-        .unwrap()
+    let printed: OrganizationCreated =
+        serde_json::from_slice(&output.stdout).expect("the command prints the organization");
+    assert_eq!(
+        (printed.name.as_str(), printed.live_credits),
+        ("Clinique du Port", 12)
+    );
+    let live_key = &printed
+        .api_keys
         .iter()
-        .find(|k| k["mode"] == "live")
-        .unwrap()["key"]
-        .as_str()
+        .find(|k| k.mode == "live")
         .unwrap()
-        .to_owned();
-    assert_eq!(app.balance(&live_key).await, 12);
+        .key;
+    assert_eq!(app.balance(live_key).await, 12);
 }
 
 #[tokio::test]

@@ -618,3 +618,92 @@ impl TestApp {
         .await
     }
 }
+
+// ---- Webhooks: registration, and a queue the test drives itself. ----
+
+/// Registers a webhook of `events` to `url`; answers it with its secret.
+pub async fn register_webhook(
+    app: &TestApp,
+    key: &str,
+    url: &str,
+    events: Value,
+) -> moncreneau::routes::webhooks::json::WebhookCreated {
+    expect_json(
+        app.post("/webhooks", key, &json!({"url": url, "events": events}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// Opens a one-place department and books it once: the change whose event is delivered.
+pub async fn book_once(app: &TestApp, key: &str) {
+    let department = app.create_department(key, 1).await;
+    expect_status(
+        app.book(key, department, &slot(2, "10:00")).await,
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+/// The attempt log of `webhook`, oldest first.
+pub async fn attempts(
+    app: &TestApp,
+    key: &str,
+    webhook: &str,
+) -> Vec<moncreneau::routes::webhooks::json::DeliveryAttempt> {
+    let page: moncreneau::routes::webhooks::json::DeliveryAttemptPage = expect_json(
+        app.get(&format!("/webhooks/{webhook}/deliveries?size=100"), key)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut list = page.content;
+    list.reverse();
+    list
+}
+
+/// Polls (bounded, 15 s) until the webhook's attempt log satisfies `done`.
+pub async fn attempts_until(
+    app: &TestApp,
+    key: &str,
+    webhook: &str,
+    done: impl Fn(&[moncreneau::routes::webhooks::json::DeliveryAttempt]) -> bool,
+) -> Vec<moncreneau::routes::webhooks::json::DeliveryAttempt> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = attempts(app, key, webhook).await;
+        if done(&list) {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempt log never got there: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A test app whose server runs no delivery worker: deliveries go out only when the test drives
+/// the queue with [`worker_of`]'s `deliver_due`, so "nothing more was sent" needs no waiting.
+pub async fn spawn_app_without_worker() -> TestApp {
+    let database = TestDatabase::create().await;
+    let mut settings = test_settings(&database.url());
+    settings.webhook_worker = false;
+    spawn_app_with(database, settings).await
+}
+
+/// A delivery worker on the test database with the test settings, posting over real HTTP.
+pub fn worker_of(app: &TestApp) -> moncreneau::webhooks::worker::Worker {
+    let settings = test_settings(&app.database.url());
+    let sender = moncreneau::webhooks::sender::Sender::new(&settings).expect("the webhook client");
+    moncreneau::webhooks::worker::Worker::new(app.db.clone(), sender, &settings)
+}
+
+/// How many deliveries of the test database are still PENDING (due now or later).
+pub async fn pending_deliveries(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING'")
+        .fetch_one(&app.db)
+        .await
+        .expect("count pending deliveries")
+}

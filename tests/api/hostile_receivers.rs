@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use crate::helpers::{
-    expect_status, resident_kib, spawn_app, spawn_app_with, test_settings, TestApp, TestDatabase,
+    attempts_until, book_once, expect_json, expect_status, register_webhook, resident_kib,
+    spawn_app, spawn_app_with, test_settings, TestApp, TestDatabase,
 };
 use crate::receiver::{Hostile, HostileReceiver};
-use crate::webhook_delivery::{attempts_until, book_once};
-use crate::webhooks::create_webhook;
+use moncreneau::routes::webhooks::json::WebhookTestResult;
 
 #[tokio::test]
 async fn ipv6_forms_of_internal_addresses_are_refused_at_registration() {
@@ -169,8 +169,8 @@ async fn assert_alive(app: &TestApp) {
     expect_status(health, StatusCode::OK).await;
 }
 
-async fn send_test_event(app: &TestApp, webhook: &str) -> Value {
-    expect_status(
+async fn send_test_event(app: &TestApp, webhook: &str) -> WebhookTestResult {
+    expect_json(
         app.post(
             &format!("/webhooks/{webhook}/test"),
             &app.org.test_key,
@@ -188,9 +188,12 @@ async fn test_event_under_watch(
     app: &TestApp,
     hostile: Hostile,
     attack: &str,
-) -> (HostileReceiver, Value) {
+) -> (HostileReceiver, WebhookTestResult) {
     let receiver = HostileReceiver::start(hostile).await;
-    let (webhook, _) = create_webhook(app, &app.org.test_key, &receiver.url, json!(["*"])).await;
+    let webhook = register_webhook(app, &app.org.test_key, &receiver.url, json!(["*"]))
+        .await
+        .webhook
+        .id;
     let watch = MemoryWatch::start();
     let result = send_test_event(app, &webhook).await;
     watch.assert_bounded(&format!("{attack}, to a test event"));
@@ -208,9 +211,9 @@ async fn a_huge_answer_to_a_test_event_is_read_only_up_to_the_cap() {
     let (receiver, result) = test_event_under_watch(&app, hostile, "256 MB answer").await;
 
     assert_eq!(
-        (result["success"].as_bool(), result["httpStatus"].as_i64()),
-        (Some(true), Some(200)),
-        "{result}"
+        (result.success, result.http_status),
+        (true, Some(200)),
+        "{result:?}"
     );
     assert_read_cut_short(&receiver, HUGE);
     assert_alive(&app).await;
@@ -229,9 +232,9 @@ async fn huge_answers_to_a_batch_of_deliveries_are_read_only_up_to_the_cap() {
     // As many webhooks as a worker attempts at once: one booking, 8 huge answers side by side.
     let mut webhooks = Vec::new();
     for _ in 0..8 {
-        let (webhook, _) =
-            create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
-        webhooks.push(webhook);
+        let created =
+            register_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
+        webhooks.push(created.webhook.id);
     }
 
     let watch = MemoryWatch::start();
@@ -246,16 +249,17 @@ async fn huge_answers_to_a_batch_of_deliveries_are_read_only_up_to_the_cap() {
         let attempt = &log[0];
         assert_eq!(
             (
-                attempt["statusCode"].as_i64(),
-                attempt["error"].as_str(),
-                attempt["deliveryStatus"].as_str()
+                attempt.status_code,
+                attempt.error.as_deref(),
+                attempt.delivery_status.as_str()
             ),
-            (Some(200), None, Some("SUCCEEDED")),
-            "{attempt}"
+            (Some(200), None, "SUCCEEDED"),
+            "{attempt:?}"
         );
+        let logged = serde_json::to_string(attempt).unwrap();
         assert!(
-            attempt.to_string().len() < CAP,
-            "the log keeps more than the cap: {attempt}"
+            logged.len() < CAP,
+            "the log keeps more than the cap: {logged}"
         );
     }
     assert_eq!(receiver.requests(), 8);
@@ -275,8 +279,10 @@ async fn an_answer_dripping_one_byte_at_a_time_ends_at_the_timeout() {
         every: Duration::from_millis(200),
     })
     .await;
-    let (webhook, _) =
-        create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
+    let webhook = register_webhook(&app, &key, &receiver.url, json!(["appointment.created"]))
+        .await
+        .webhook
+        .id;
     let watch = MemoryWatch::start();
 
     // The server answers others while an attempt hangs on the drip.
@@ -284,15 +290,11 @@ async fn an_answer_dripping_one_byte_at_a_time_ends_at_the_timeout() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_alive(&app).await;
     });
-    let took = result["responseTime"].as_i64().unwrap();
+    let took = result.response_time;
     assert_eq!(
-        (
-            result["success"].as_bool(),
-            result["httpStatus"].as_i64(),
-            result["message"].as_str()
-        ),
-        (Some(false), Some(200), Some("timed out reading the answer")),
-        "{result}"
+        (result.success, result.http_status, result.message.as_str()),
+        (false, Some(200), "timed out reading the answer"),
+        "{result:?}"
     );
     assert!(
         (1000..1500).contains(&took),
@@ -302,10 +304,14 @@ async fn an_answer_dripping_one_byte_at_a_time_ends_at_the_timeout() {
     book_once(&app, &key).await;
     let log = attempts_until(&app, &key, &webhook, |list| !list.is_empty()).await;
     watch.assert_bounded("answers dripping one byte every 200 ms");
-    let duration = log[0]["durationMs"].as_i64().unwrap();
-    assert_eq!(log[0]["error"], "timed out reading the answer", "{log:?}");
-    assert_eq!(log[0]["statusCode"], 200);
-    assert!(log[0]["nextRetryAt"].is_string(), "retried: {log:?}");
+    let duration = log[0].duration_ms;
+    assert_eq!(
+        log[0].error.as_deref(),
+        Some("timed out reading the answer"),
+        "{log:?}"
+    );
+    assert_eq!(log[0].status_code, Some(200));
+    assert!(log[0].next_retry_at.is_some(), "retried: {log:?}");
     assert!(
         (1000..1500).contains(&duration),
         "the attempt lasted {duration} ms"
@@ -324,12 +330,12 @@ async fn endless_answer_headers_end_the_attempt_at_the_client_limit() {
         test_event_under_watch(&app, Hostile::EndlessHeaders, "endless answer headers").await;
 
     assert_eq!(
-        (result["success"].as_bool(), result["httpStatus"].as_i64()),
-        (Some(false), None),
-        "{result}"
+        (result.success, result.http_status),
+        (false, None),
+        "{result:?}"
     );
     // Refused at hyper's limit on the answer's head (100 headers, ~400 KiB), not at the timeout.
-    assert!(result["responseTime"].as_i64().unwrap() < 5000, "{result}");
+    assert!(result.response_time < 5000, "{result:?}");
     assert_read_cut_short(&receiver, 64_000_000);
     assert_alive(&app).await;
 }

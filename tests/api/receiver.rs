@@ -63,6 +63,11 @@ impl Received {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 
+    /// The body as the event envelope around a `data` of type `T`.
+    pub fn event<T: serde::de::DeserializeOwned>(&self) -> moncreneau::events::Envelope<T> {
+        serde_json::from_slice(&self.body).expect("an event body")
+    }
+
     pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)

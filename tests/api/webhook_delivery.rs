@@ -9,63 +9,22 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    expect_status, slot, spawn_app, test_settings, TestApp, TestDatabase, ADMIN_TOKEN,
+    attempts, attempts_until, book_once, expect_json, expect_status, pending_deliveries,
+    register_webhook, slot, spawn_app, spawn_app_without_worker, test_settings, worker_of, TestApp,
+    TestDatabase, ADMIN_TOKEN,
 };
 use crate::receiver::{Receiver, Reply};
-use crate::webhooks::create_webhook;
+use moncreneau::events::Envelope;
+use moncreneau::routes::webhooks::json::{RetryQueued, Webhook};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-async fn attempts(app: &TestApp, key: &str, webhook: &str) -> Vec<Value> {
-    let log = expect_status(
-        app.get(&format!("/webhooks/{webhook}/deliveries?size=100"), key)
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    let mut list = log["content"].as_array().unwrap().clone();
-    list.reverse();
-    list
-}
-
-/// Opens a one-place department and books it once: the change whose event is delivered.
-pub async fn book_once(app: &TestApp, key: &str) {
-    let department = app.create_department(key, 1).await;
-    expect_status(
-        app.book(key, department, &slot(2, "10:00")).await,
-        StatusCode::CREATED,
-    )
-    .await;
-}
 
 /// Registers a webhook for `appointment.created` to `receiver`, then books once; answers the
 /// webhook's id.
 async fn subscribe_and_book(app: &TestApp, key: &str, receiver: &Receiver) -> String {
-    let (webhook, _) =
-        create_webhook(app, key, &receiver.url, json!(["appointment.created"])).await;
+    let webhook = register_webhook(app, key, &receiver.url, json!(["appointment.created"])).await;
     book_once(app, key).await;
-    webhook
-}
-
-/// Polls (bounded) until the webhook's attempt log satisfies `done`.
-pub async fn attempts_until(
-    app: &TestApp,
-    key: &str,
-    webhook: &str,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let list = attempts(app, key, webhook).await;
-        if done(&list) {
-            return list;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "attempt log never got there: {list:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    webhook.webhook.id
 }
 
 #[tokio::test]
@@ -79,7 +38,7 @@ async fn a_receiver_failing_twice_gets_three_attempts_on_the_schedule() {
     let log = attempts_until(&app, &key, &webhook, |list| list.len() == 3).await;
 
     assert_eq!(received.len(), 3);
-    let ids: Vec<Value> = received.iter().map(|r| r.json()["id"].clone()).collect();
+    let ids: Vec<String> = received.iter().map(|r| r.event::<Value>().id).collect();
     assert!(
         ids.iter().all(|id| *id == ids[0]),
         "one event, three attempts"
@@ -99,18 +58,15 @@ async fn a_receiver_failing_twice_gets_three_attempts_on_the_schedule() {
         );
         eprintln!("retry after {gap:?} (schedule {base} ms)");
     }
-    let statuses: Vec<Value> = log.iter().map(|a| a["statusCode"].clone()).collect();
-    assert_eq!(statuses, [json!(500), json!(500), json!(200)]);
-    assert_eq!(
-        log.iter()
-            .map(|a| a["attempt"].as_i64().unwrap())
-            .collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
-    assert!(log[0]["nextRetryAt"].is_string() && log[0]["error"].is_string());
-    assert!(log[2]["nextRetryAt"].is_null() && log[2]["error"].is_null());
-    assert_eq!(log[2]["deliveryStatus"], "SUCCEEDED");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let statuses: Vec<Option<i32>> = log.iter().map(|a| a.status_code).collect();
+    assert_eq!(statuses, [Some(500), Some(500), Some(200)]);
+    assert_eq!(log.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(log[0].next_retry_at.is_some() && log[0].error.is_some());
+    assert!(log[2].next_retry_at.is_none() && log[2].error.is_none());
+    assert_eq!(log[2].delivery_status, "SUCCEEDED");
+    // Nothing is queued any more, and a worker finds nothing due: nothing more can be sent.
+    assert_eq!(pending_deliveries(&app).await, 0);
+    assert_eq!(worker_of(&app).deliver_due().await.unwrap(), 0);
     assert_eq!(
         receiver.received().len(),
         3,
@@ -130,23 +86,28 @@ async fn a_receiver_slower_than_the_timeout_is_recorded_as_a_timeout_then_retrie
 
     let log = attempts_until(&app, &key, &webhook, |list| list.len() == 2).await;
 
-    assert_eq!(log[0]["error"], "timed out");
-    assert!(log[0]["statusCode"].is_null());
-    let duration = log[0]["durationMs"].as_i64().unwrap();
+    assert_eq!(log[0].error.as_deref(), Some("timed out"));
+    assert_eq!(log[0].status_code, None);
+    let duration = log[0].duration_ms;
     assert!(
         (400..1500).contains(&duration),
         "the attempt lasted {duration} ms"
     );
     eprintln!("timed-out attempt lasted {duration} ms (timeout 400 ms)");
-    assert_eq!(log[1]["statusCode"], 200);
+    assert_eq!(log[1].status_code, Some(200));
 }
 
 #[tokio::test]
 async fn gone_disables_the_webhook_and_stops_deliveries() {
-    let app = spawn_app().await;
+    // The test drives the queue itself: every attempt is one it asked for.
+    let app = spawn_app_without_worker().await;
+    let worker = worker_of(&app);
     let key = app.org.test_key.clone();
     let receiver = Receiver::start(vec![Reply::status(410)]).await;
-    let (webhook, _) = create_webhook(&app, &key, &receiver.url, json!(["*"])).await;
+    let webhook = register_webhook(&app, &key, &receiver.url, json!(["*"]))
+        .await
+        .webhook
+        .id;
     let department = app.create_department(&key, 2).await;
     expect_status(
         app.book(&key, department, &slot(2, "10:00")).await,
@@ -154,22 +115,28 @@ async fn gone_disables_the_webhook_and_stops_deliveries() {
     )
     .await;
 
-    let log = attempts_until(&app, &key, &webhook, |list| !list.is_empty()).await;
-    assert_eq!(log[0]["statusCode"], 410);
-    let state = expect_status(
+    assert_eq!(worker.deliver_due().await.unwrap(), 1);
+
+    let log = attempts(&app, &key, &webhook).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].status_code, Some(410));
+    assert_eq!(log[0].delivery_status, "FAILED");
+    let state: Webhook = expect_json(
         app.get(&format!("/webhooks/{webhook}"), &key).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(state["active"], false);
-    assert!(state["disabledReason"].as_str().unwrap().contains("410"));
+    assert!(!state.active);
+    assert!(state.disabled_reason.unwrap().contains("410"));
 
     expect_status(
         app.book(&key, department, &slot(2, "10:30")).await,
         StatusCode::CREATED,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A disabled endpoint gets no new delivery: nothing is queued, nothing is sent.
+    assert_eq!(pending_deliveries(&app).await, 0);
+    assert_eq!(worker.deliver_due().await.unwrap(), 0);
     assert_eq!(receiver.received().len(), 1, "no attempt after 410");
     assert_eq!(attempts(&app, &key, &webhook).await.len(), 1);
 }
@@ -179,8 +146,10 @@ async fn three_days_without_success_disable_the_webhook() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let receiver = Receiver::start(vec![Reply::status(500)]).await;
-    let (webhook, _) =
-        create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
+    let webhook = register_webhook(&app, &key, &receiver.url, json!(["appointment.created"]))
+        .await
+        .webhook
+        .id;
     sqlx::query(
         "UPDATE webhooks SET failing_since = now() - interval '3 days 1 minute' WHERE id = $1",
     )
@@ -202,14 +171,14 @@ async fn three_days_without_success_disable_the_webhook() {
 
     let log = attempts_until(&app, &key, &webhook, |list| !list.is_empty()).await;
 
-    assert_eq!(log[0]["deliveryStatus"], "FAILED");
-    let state = expect_status(
+    assert_eq!(log[0].delivery_status, "FAILED");
+    let state: Webhook = expect_json(
         app.get(&format!("/webhooks/{webhook}"), &key).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(state["active"], false);
-    assert!(state["disabledReason"].as_str().unwrap().contains("3 days"));
+    assert!(!state.active);
+    assert!(state.disabled_reason.unwrap().contains("3 days"));
     // Re-enabled, a manual retry of the delivery goes through.
     let enabled = app
         .request(
@@ -219,12 +188,10 @@ async fn three_days_without_success_disable_the_webhook() {
             Some(&json!({"active": true})),
         )
         .await;
-    assert_eq!(
-        expect_status(enabled, StatusCode::OK).await["disabledReason"],
-        Value::Null
-    );
-    let delivery = log[0]["deliveryId"].as_str().unwrap();
-    let retried = expect_status(
+    let enabled: Webhook = expect_json(enabled, StatusCode::OK).await;
+    assert_eq!(enabled.disabled_reason, None);
+    let delivery = &log[0].delivery_id;
+    let retried: RetryQueued = expect_json(
         app.post(
             &format!("/webhooks/{webhook}/deliveries/{delivery}/retry"),
             &key,
@@ -234,14 +201,18 @@ async fn three_days_without_success_disable_the_webhook() {
         StatusCode::ACCEPTED,
     )
     .await;
-    assert_eq!(retried["status"], "PENDING");
-    let log = attempts_until(&app, &key, &webhook, |list| list.len() == 2).await;
     assert_eq!(
         (
-            log[1]["statusCode"].as_i64(),
-            log[1]["deliveryStatus"].as_str()
+            retried.status.as_str(),
+            &retried.delivery_id,
+            &retried.webhook_id
         ),
-        (Some(200), Some("SUCCEEDED"))
+        ("PENDING", delivery, &webhook)
+    );
+    let log = attempts_until(&app, &key, &webhook, |list| list.len() == 2).await;
+    assert_eq!(
+        (log[1].status_code, log[1].delivery_status.as_str()),
+        (Some(200), "SUCCEEDED")
     );
     let unknown = app
         .post(
@@ -265,15 +236,13 @@ async fn redirects_are_not_followed() {
     let log = attempts_until(&app, &key, &webhook, |list| list.len() == 2).await;
 
     assert_eq!(
-        (
-            log[0]["statusCode"].as_i64(),
-            log[0]["deliveryStatus"].as_str()
-        ),
-        (Some(302), Some("SUCCEEDED"))
+        (log[0].status_code, log[0].delivery_status.as_str()),
+        (Some(302), "SUCCEEDED")
     );
-    assert_eq!(log[0]["error"], "receiver answered 302");
+    assert_eq!(log[0].error.as_deref(), Some("receiver answered 302"));
     assert_eq!(
-        log[1]["statusCode"], 200,
+        log[1].status_code,
+        Some(200),
         "retried at the registered address"
     );
     assert!(
@@ -284,11 +253,12 @@ async fn redirects_are_not_followed() {
 
 #[tokio::test]
 async fn a_rolled_back_booking_sends_nothing() {
-    let app = spawn_app().await;
+    // The test drives the queue itself: what it delivers is all there is.
+    let app = spawn_app_without_worker().await;
     let org = app.create_org("Broke", 0).await;
     let key = org.live_key.clone();
     let receiver = Receiver::start(vec![]).await;
-    create_webhook(&app, &key, &receiver.url, json!(["*"])).await;
+    register_webhook(&app, &key, &receiver.url, json!(["*"])).await;
     let department = app.create_department(&key, 2).await;
     let refused = app.book(&key, department, &slot(2, "10:00")).await;
     assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
@@ -298,7 +268,7 @@ async fn a_rolled_back_booking_sends_nothing() {
         .unwrap();
     assert_eq!(deliveries, 0);
 
-    // A later successful booking is the marker: once its events arrive, nothing else came.
+    // A later successful booking is the marker: its events are all the queue holds.
     app.client
         .post(app.url(&format!("/admin/organizations/{}/credits", org.id)))
         .bearer_auth(ADMIN_TOKEN)
@@ -311,25 +281,19 @@ async fn a_rolled_back_booking_sends_nothing() {
         StatusCode::CREATED,
     )
     .await;
-    let received = receiver.wait_for(2, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let types: Vec<String> = receiver
-        .received()
+    let worker = worker_of(&app);
+    assert_eq!(worker.deliver_due().await.unwrap(), 2);
+    assert_eq!(worker.deliver_due().await.unwrap(), 0);
+    assert_eq!(pending_deliveries(&app).await, 0);
+    let received: Vec<Envelope<Value>> = receiver.received().iter().map(|r| r.event()).collect();
+    let mut types: Vec<&str> = received.iter().map(|e| e.kind.as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(types, ["appointment.created", "credits.depleted"]);
+    let created = received
         .iter()
-        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(received.len(), 2);
-    assert!(
-        types.contains(&"appointment.created".to_owned())
-            && types.contains(&"credits.depleted".to_owned()),
-        "{types:?}"
-    );
-    let created = receiver
-        .received()
-        .into_iter()
-        .find(|r| r.json()["type"] == "appointment.created")
+        .find(|e| e.kind == "appointment.created")
         .unwrap();
-    assert_eq!(created.json()["data"]["object"]["id"], booked["id"]);
+    assert_eq!(created.data["object"]["id"], booked["id"]);
 }
 
 /// An organization on real server processes, driven over HTTP.
@@ -424,20 +388,35 @@ async fn two_processes_deliver_each_of_200_events_exactly_once() {
     assert_eq!(created, 200);
 
     let received = receiver.wait_for(200, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let pool = sqlx::PgPool::connect(&database.url()).await.unwrap();
+    // Once every delivery is recorded, none can go out again (each attempt is claimed, and
+    // counted, before it is sent).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let settled: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status <> 'PENDING'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if settled == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{settled} of 200 recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     first.kill().await.unwrap();
     second.kill().await.unwrap();
 
     let mut per_event: HashMap<String, usize> = HashMap::new();
     for request in receiver.received() {
-        *per_event
-            .entry(request.json()["id"].as_str().unwrap().to_owned())
-            .or_default() += 1;
+        *per_event.entry(request.event::<Value>().id).or_default() += 1;
     }
     assert_eq!(received.len(), 200);
     assert_eq!(per_event.len(), 200, "200 distinct events");
     assert!(per_event.values().all(|n| *n == 1), "each exactly once");
-    let pool = sqlx::PgPool::connect(&database.url()).await.unwrap();
     let (stored, succeeded): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM events WHERE type = 'appointment.created'),
                 (SELECT count(*) FROM webhook_deliveries WHERE status = 'SUCCEEDED' AND attempts = 1)",
@@ -569,10 +548,10 @@ async fn delivery_refuses_internal_targets_when_private_receivers_are_not_allowe
     book_once(&app, &key).await;
     for webhook in ["wh_literal", "wh_named"] {
         let log = attempts_until(&app, &key, webhook, |list| !list.is_empty()).await;
-        assert!(log[0]["statusCode"].is_null(), "{webhook}: {log:?}");
+        assert_eq!(log[0].status_code, None, "{webhook}: {log:?}");
+        let error = log[0].error.as_deref().unwrap_or_default();
         assert!(
-            log[0]["error"].as_str().unwrap().contains("not allowed")
-                || log[0]["error"].as_str().unwrap().contains("forbidden"),
+            error.contains("not allowed") || error.contains("forbidden"),
             "{webhook}: {log:?}"
         );
     }

@@ -7,27 +7,28 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{expect_error, expect_status, slot, spawn_app, TestApp};
+use crate::helpers::{
+    expect_error, expect_json, expect_status, register_webhook, slot, spawn_app, TestApp,
+};
 use crate::receiver::{Receiver, Reply};
+use moncreneau::events::{CreditsEventObject, Envelope, ObjectData};
+use moncreneau::routes::webhooks::json::{
+    TestData, Webhook, WebhookCreated, WebhookDeleted, WebhookList, WebhookRotated,
+    WebhookTestResult,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Registers a webhook; answers its id and secret. (Kept for the isolation tests, which take
+/// the pair; new tests use `helpers::register_webhook`.)
 pub async fn create_webhook(
     app: &TestApp,
     key: &str,
     url: &str,
     events: Value,
 ) -> (String, String) {
-    let body = expect_status(
-        app.post("/webhooks", key, &json!({"url": url, "events": events}))
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    (
-        body["id"].as_str().unwrap().to_owned(),
-        body["secret"].as_str().unwrap().to_owned(),
-    )
+    let created = register_webhook(app, key, url, events).await;
+    (created.webhook.id, created.secret)
 }
 
 fn hex_hmac(key: &[u8], body: &[u8]) -> String {
@@ -59,33 +60,45 @@ sys.exit(0 if hmac.compare_digest(computed, sys.argv[1]) else 1)
 async fn webhooks_are_created_listed_read_updated_and_deleted() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
-    let created = expect_status(
+    let created: WebhookCreated = expect_json(
         app.post("/webhooks", &key, &json!({"url": "https://hooks.example.test/in", "events": ["appointment.created", "*"], "description": "CRM"})).await,
         StatusCode::CREATED,
     )
     .await;
-    let id = created["id"].as_str().unwrap();
+    let id = created.webhook.id.as_str();
     assert!(id.starts_with("wh_"));
-    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert!(created.secret.starts_with("whsec_"));
     assert_eq!(
-        (created["active"].as_bool(), created["livemode"].as_bool()),
-        (Some(true), Some(false))
+        (created.webhook.active, created.webhook.livemode),
+        (true, false)
+    );
+    assert_eq!(created.webhook.events, ["appointment.created", "*"]);
+    assert_eq!(created.webhook.description.as_deref(), Some("CRM"));
+    assert_eq!(
+        (
+            created.webhook.circuit.state.as_str(),
+            created.webhook.circuit.consecutive_failures
+        ),
+        ("CLOSED", 0)
     );
 
     let listed = expect_status(app.get("/webhooks", &key).await, StatusCode::OK).await;
-    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
     assert!(
         listed["data"][0].get("secret").is_none(),
         "secrets are hidden when listed"
     );
+    let listed: WebhookList = serde_json::from_value(listed).unwrap();
+    assert_eq!(listed.data, std::slice::from_ref(&created.webhook));
     let fetched = expect_status(
         app.get(&format!("/webhooks/{id}"), &key).await,
         StatusCode::OK,
     )
     .await;
     assert!(fetched.get("secret").is_none());
+    let fetched: Webhook = serde_json::from_value(fetched).unwrap();
+    assert_eq!(fetched, created.webhook);
 
-    let updated = expect_status(
+    let updated: Webhook = expect_json(
         app.request(
             reqwest::Method::PUT,
             &format!("/webhooks/{id}"),
@@ -97,13 +110,13 @@ async fn webhooks_are_created_listed_read_updated_and_deleted() {
     )
     .await;
     assert_eq!(
-        (updated["events"].clone(), updated["active"].clone()),
-        (json!(["appointment.cancelled"]), json!(false))
+        (updated.events, updated.active),
+        (vec!["appointment.cancelled".to_owned()], false)
     );
-    assert_eq!(updated["url"], "https://hooks.example.test/in");
+    assert_eq!(updated.url, "https://hooks.example.test/in");
 
     let given = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let with_secret = expect_status(
+    let with_secret: WebhookCreated = expect_json(
         app.post(
             "/webhooks",
             &key,
@@ -113,13 +126,20 @@ async fn webhooks_are_created_listed_read_updated_and_deleted() {
         StatusCode::CREATED,
     )
     .await;
-    assert_eq!(with_secret["secret"], given);
+    assert_eq!(with_secret.secret, given);
 
-    expect_status(
+    let deleted: WebhookDeleted = expect_json(
         app.delete(&format!("/webhooks/{id}"), &key).await,
         StatusCode::OK,
     )
     .await;
+    assert_eq!(
+        deleted,
+        WebhookDeleted {
+            id: id.to_owned(),
+            deleted: true
+        }
+    );
     expect_error(
         app.get(&format!("/webhooks/{id}"), &key).await,
         StatusCode::NOT_FOUND,
@@ -127,7 +147,7 @@ async fn webhooks_are_created_listed_read_updated_and_deleted() {
     )
     .await;
     // Another mode, another organization: not found.
-    let other = with_secret["id"].as_str().unwrap();
+    let other = with_secret.webhook.id.as_str();
     expect_error(
         app.get(&format!("/webhooks/{other}"), &app.org.live_key)
             .await,
@@ -229,8 +249,9 @@ async fn every_delivery_is_signed_for_each_kind_of_verifier() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let receiver = Receiver::start(vec![]).await;
-    let (_, secret) =
-        create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
+    let secret = register_webhook(&app, &key, &receiver.url, json!(["appointment.created"]))
+        .await
+        .secret;
     let department = app.create_department(&key, 2).await;
     // A non-ASCII name: the body must still verify through the SDK's re-serialization.
     let body = json!({"departmentId": department, "dateTime": slot(2, "10:00"), "name": "Aïssatou Diallo ☀"});
@@ -252,9 +273,10 @@ async fn every_delivery_is_signed_for_each_kind_of_verifier() {
     assert!(delivery
         .header("user-agent")
         .starts_with("Moncreneau-Webhooks/"));
+    let event = delivery.event::<Value>();
     assert_eq!(
-        delivery.header("webhook-id"),
-        delivery.json()["id"].as_str().unwrap()
+        (delivery.header("webhook-id"), event.kind.as_str()),
+        (event.id.as_str(), "appointment.created")
     );
     standardwebhooks::Webhook::new(&secret)
         .unwrap()
@@ -291,15 +313,16 @@ async fn during_a_rotation_both_secrets_sign() {
     let key = app.org.test_key.clone();
     let receiver = Receiver::start(vec![]).await;
     let (id, old) = create_webhook(&app, &key, &receiver.url, json!(["*"])).await;
-    let rotated = expect_status(
+    let rotated: WebhookRotated = expect_json(
         app.post(&format!("/webhooks/{id}/rotate-secret"), &key, &json!({}))
             .await,
         StatusCode::OK,
     )
     .await;
-    let new = rotated["secret"].as_str().unwrap().to_owned();
+    let new = rotated.secret.clone();
     assert_ne!(new, old);
-    assert!(rotated["previousSecretExpiresAt"].is_string());
+    assert_eq!(rotated.webhook.id, id);
+    assert!(rotated.previous_secret_expires_at.is_some());
     let department = app.create_department(&key, 2).await;
     expect_status(
         app.book(&key, department, &slot(2, "10:00")).await,
@@ -408,36 +431,34 @@ async fn each_event_type_arrives_at_its_moment_with_its_payload_and_sequence() {
     for time in ["11:30", "12:00", "12:30", "13:00"] {
         book(time).await; // down to 0: credits.depleted
     }
-    let events: Vec<Value> = receiver
+    let events: Vec<Envelope<Value>> = receiver
         .wait_for(14, WAIT)
         .await
         .iter()
-        .map(|r| r.json())
+        .map(|r| r.event())
         .collect();
     let of = |kind: &str| {
         events
             .iter()
-            .filter(|e| e["type"] == kind)
+            .filter(|e| e.kind == kind)
             .cloned()
             .collect::<Vec<_>>()
     };
     let about = |id: i64| {
-        let mut list: Vec<(i64, String)> = events
+        let mut list: Vec<(i32, String)> = events
             .iter()
-            .filter(|e| {
-                e["data"]["object"]["id"] == id
-                    && e["type"].as_str().unwrap().starts_with("appointment.")
-            })
-            .map(|e| {
-                (
-                    e["sequence"].as_i64().unwrap(),
-                    e["type"].as_str().unwrap().to_owned(),
-                )
-            })
+            .filter(|e| e.data["object"]["id"] == id && e.kind.starts_with("appointment."))
+            .map(|e| (e.sequence.unwrap(), e.kind.clone()))
             .collect();
         list.sort();
         list
     };
+    assert!(
+        events
+            .iter()
+            .all(|e| e.sequence.is_some() == e.kind.starts_with("appointment.")),
+        "a sequence on appointment events only"
+    );
 
     assert_eq!(
         about(a),
@@ -463,17 +484,17 @@ async fn each_event_type_arrives_at_its_moment_with_its_payload_and_sequence() {
     );
     let created = of("appointment.created")
         .into_iter()
-        .find(|e| e["data"]["object"]["id"] == a)
+        .find(|e| e.data["object"]["id"] == a)
         .unwrap();
-    assert_eq!(created["data"]["object"]["creditsUsed"], 1);
-    assert_eq!(created["livemode"], true);
-    assert!(created["id"].as_str().unwrap().starts_with("evt_"));
+    assert_eq!(created.data["object"]["creditsUsed"], 1);
+    assert!(created.livemode);
+    assert!(created.id.starts_with("evt_"));
     let updated = &of("appointment.updated")[0];
     assert_eq!(
-        updated["data"]["changes"]["dateTime"],
+        updated.data["changes"]["dateTime"],
         json!({"from": slot(2, "10:00"), "to": slot(3, "11:00")})
     );
-    let cancelled = &of("appointment.cancelled")[0]["data"]["object"];
+    let cancelled = &of("appointment.cancelled")[0].data["object"];
     assert_eq!(
         (
             cancelled["cancelReason"].as_str(),
@@ -494,10 +515,26 @@ async fn each_event_type_arrives_at_its_moment_with_its_payload_and_sequence() {
         2,
         "crossed downwards twice (6→5, and after the refund 6→5 again)"
     );
-    assert_eq!(low[0]["data"]["object"]["availableCredits"], 5);
+    // The credits events carry exactly the contract's CreditsEventObject.
+    let credits = |event: &Envelope<Value>| -> CreditsEventObject {
+        serde_json::from_value::<ObjectData<CreditsEventObject>>(event.data.clone())
+            .unwrap()
+            .object
+    };
+    let object = |available_credits| CreditsEventObject {
+        available_credits,
+        low_balance_threshold: 5,
+        livemode: true,
+    };
+    assert_eq!(credits(&low[0]), object(5));
     let depleted = of("credits.depleted");
     assert_eq!(depleted.len(), 1);
-    assert_eq!(depleted[0]["data"]["object"]["availableCredits"], 0);
+    assert_eq!(credits(&depleted[0]), object(0));
+    assert_eq!(
+        depleted[0].data.as_object().unwrap().len(),
+        1,
+        "data is {{object}}"
+    );
 }
 
 #[tokio::test]
@@ -577,30 +614,47 @@ async fn the_test_endpoint_reports_how_the_receiver_answered() {
     let (id, secret) =
         create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
 
-    let ok = expect_status(
+    let ok: WebhookTestResult = expect_json(
         app.post(&format!("/webhooks/{id}/test"), &key, &json!({}))
             .await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(
-        (ok["success"].as_bool(), ok["httpStatus"].as_i64()),
-        (Some(true), Some(200))
+        (ok.success, ok.http_status, ok.message.as_str()),
+        (true, Some(200), "The receiver accepted the test event")
     );
-    assert!(ok["responseTime"].as_i64().is_some() && ok["message"].is_string());
-    let refused = expect_status(
+    let refused: WebhookTestResult = expect_json(
         app.post(&format!("/webhooks/{id}/test"), &key, &json!({}))
             .await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(
-        (refused["success"].as_bool(), refused["httpStatus"].as_i64()),
-        (Some(false), Some(503))
+        (
+            refused.success,
+            refused.http_status,
+            refused.message.as_str()
+        ),
+        (false, Some(503), "receiver answered 503")
     );
 
     let test_event = receiver.received().remove(0);
-    assert_eq!(test_event.json()["type"], "webhook.test");
+    let envelope: Envelope<TestData> = test_event.event();
+    assert_eq!(
+        (envelope.kind.as_str(), envelope.livemode, envelope.sequence),
+        ("webhook.test", false, None)
+    );
+    assert_eq!(envelope.data, TestData::new(&id));
+    assert_eq!(test_event.header("webhook-id"), envelope.id);
+    // Sent as written: the envelope's members in their declared order.
+    let text = std::str::from_utf8(&test_event.body).unwrap();
+    assert!(text.starts_with(r#"{"id": "evt_"#), "{text}");
+    let order: Vec<usize> = ["\"type\"", "\"created\"", "\"livemode\"", "\"data\""]
+        .iter()
+        .map(|member| text.find(member).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
     standardwebhooks::Webhook::new(&secret)
         .unwrap()
         .verify(&test_event.body, &test_event.headers)
