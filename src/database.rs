@@ -160,7 +160,19 @@ fn describe_revert_error(version: i64, error: sqlx::Error) -> anyhow::Error {
 /// stalled process or link, or a dead link cannot hold a connection, a lock or a request for
 /// longer than the settings say: Postgres ends a statement, a lock wait or an idle transaction
 /// past its bound (and so releases that transaction's locks), and a connection whose link does
-/// not answer when it is handed back is dropped instead of pinning a place in the pool.
+/// not answer is dropped instead of pinning a place in the pool.
+///
+/// Round trips: a statement on the pool costs itself plus the one check sqlx always makes when a
+/// connection comes back (a `Sync`, which also settles what a cancelled request left open). Two
+/// more checks used to surround it, and are now made only when they can find something:
+/// - on release, answers still owed by the server (a request cancelled mid-statement) are
+///   drained within the statement bound, else the connection is closed; a connection whose last
+///   statement completed owes nothing, and this costs no round trip;
+/// - on acquire, a connection idle for longer than [`TRUSTED_IDLE`] is pinged (within the same
+///   bound) before it is handed out; one released a moment ago was checked by that release.
+///
+/// A link that stalls in the instant between a completed statement and sqlx's own release check
+/// holds that one connection until the link answers or dies; every other stall is bounded.
 pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
     let millis = |bound: Duration| bound.as_millis().to_string();
     let options = options.options([
@@ -174,23 +186,44 @@ pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
             millis(settings.database_idle_in_transaction_timeout),
         ),
     ]);
-    let release_bound = settings.database_statement_timeout;
+    let bound = settings.database_statement_timeout;
     PgPoolOptions::new()
         .max_connections(settings.database_max_connections)
         .acquire_timeout(settings.database_acquire_timeout)
-        .after_release(move |connection, _| {
+        .test_before_acquire(false)
+        .before_acquire(move |connection, meta| {
             Box::pin(async move {
-                // Also rolls back what a cancelled request left open.
-                match tokio::time::timeout(release_bound, connection.ping()).await {
-                    Ok(answered) => answered.map(|()| true),
-                    Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the connection did not answer when released",
-                    ))),
+                if meta.idle_for <= TRUSTED_IDLE {
+                    return Ok(true);
                 }
+                within(bound, connection.ping()).await.map(|()| true)
             })
         })
+        .after_release(move |connection, _| {
+            // `flush` waits only for answers still owed (none after a completed statement):
+            // what a cancelled request left in flight is read off here, within the bound.
+            Box::pin(async move { within(bound, connection.flush()).await.map(|()| true) })
+        })
         .connect_lazy_with(options)
+}
+
+/// How long a released connection is trusted without a check: its release checked it, and a
+/// link broken since then fails the statement, which closes the connection (never reused).
+pub const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+
+/// `check`, as an error past `bound`: the connection is then closed, not pooled.
+async fn within(
+    bound: Duration,
+    check: impl std::future::Future<Output = Result<(), sqlx::Error>>,
+) -> Result<(), sqlx::Error> {
+    tokio::time::timeout(bound, check)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the database connection did not answer within the statement bound",
+            )))
+        })
 }
 
 /// A connection of the pool, the wait for it measured: sqlx tells how many connections are open

@@ -104,6 +104,19 @@ async fn a_link_cut_before_commit_leaves_the_key_free_for_an_immediate_retry() {
     let (app, _relay, address, body) = booking_meeting(Fault::Cut, "Cut Short", "order-cut").await;
     let key = app.org.test_key.clone();
     assert_eq!(count(&app, "SELECT count(*) FROM appointments").await, 0);
+    // The key is the cut transaction's advisory lock: Postgres frees it when it has ended that
+    // transaction, which the cut (EOF on its socket) makes it do at once, not at the 1 s idle
+    // bound. The 503 can reach the client a moment before that; wait for it, well within 1 s.
+    let held = "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                 WHERE l.locktype = 'advisory' AND d.datname = current_database()";
+    let cut_at = Instant::now();
+    while count(&app, held).await > 0 {
+        assert!(
+            cut_at.elapsed() < Duration::from_millis(500),
+            "the cut transaction still holds the key"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     let retry = post_booking(&app, &address, &key, Some("order-cut"), &body).await;
 

@@ -9,6 +9,8 @@ use aide::axum::routing::get_with;
 use aide::axum::ApiRouter;
 use aide::transform::TransformOperation;
 use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -20,7 +22,7 @@ use crate::auth::{scope, Authorized};
 use crate::domain::load::Load;
 use crate::domain::schedule::{Schedule, Slot};
 use crate::domain::staff::Staff;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::openapi::refer_response;
 use crate::state::AppState;
@@ -51,7 +53,7 @@ async fn availability(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<AvailabilityQuery>,
-) -> ApiResult<Json<Availability>> {
+) -> ApiResult<Listed> {
     let request = query.parse()?;
     let department = find_department(&state.pool, auth.tenant, id).await?;
     let (booker, open) = match request.worker_id {
@@ -89,7 +91,7 @@ async fn availability(
         now: Utc::now(),
         include_unavailable: request.include_unavailable,
     };
-    Ok(Json(Availability {
+    Ok(Listed(Availability {
         department_id: id,
         timezone: department.timezone,
         start_date: request.start,
@@ -97,6 +99,63 @@ async fn availability(
         availability: listing.days(&days),
         worker_id: request.worker_id,
     }))
+}
+
+/// The answer as `Json` writes it, into a buffer sized for it up front: a month of short slots
+/// is over 100 kB, which `Json` would grow from 128 bytes by copying it a dozen times over.
+struct Listed(Availability);
+
+/// What one listed slot takes on the wire, at most (its four date-times are fixed-width).
+const SLOT_BYTES: usize = 160;
+
+impl Listed {
+    fn body(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let slots: usize = self.0.availability.iter().map(|day| day.slots.len()).sum();
+        let days = self.0.availability.len();
+        let size = slots
+            .saturating_mul(SLOT_BYTES)
+            .saturating_add(days.saturating_mul(32))
+            .saturating_add(256);
+        let mut body = Vec::with_capacity(size);
+        serde_json::to_writer(&mut body, &self.0)?;
+        Ok(body)
+    }
+}
+
+impl IntoResponse for Listed {
+    fn into_response(self) -> Response {
+        match self.body() {
+            Ok(body) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            // As `Json` answers a value it cannot serialize (none of these types can fail).
+            Err(error) => ApiError::internal(error).into_response(),
+        }
+    }
+}
+
+/// In the spec, exactly what `Json<Availability>` is.
+impl aide::OperationOutput for Listed {
+    type Inner = Availability;
+
+    fn operation_response(
+        context: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) -> Option<aide::openapi::Response> {
+        Json::<Availability>::operation_response(context, operation)
+    }
+
+    fn inferred_responses(
+        context: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<u16>, aide::openapi::Response)> {
+        Json::<Availability>::inferred_responses(context, operation)
+    }
 }
 
 fn availability_docs(mut op: TransformOperation) -> TransformOperation {
@@ -238,6 +297,54 @@ mod tests {
             "endDate": "2026-04-02",
             "availability": availability,
         })
+    }
+
+    /// The sized body is the very response `Json` gives, header and bytes, over a listing with
+    /// every kind of value (a worker, both availabilities, days of different lengths).
+    #[tokio::test]
+    async fn the_listed_answer_is_the_json_answer_byte_for_byte() {
+        let answer = || {
+            let slot = |start: &str, available: bool, remaining: i64| {
+                let starts_at = at(start);
+                let local = starts_at.naive_utc() + Duration::hours(1);
+                AvailabilitySlot {
+                    time: LocalTime(local),
+                    date_time: LocalDateTime(local),
+                    starts_at: Instant(starts_at),
+                    ends_at: Instant(starts_at + Duration::minutes(15)),
+                    available,
+                    remaining,
+                }
+            };
+            Availability {
+                department_id: 7,
+                timezone: "Europe/Paris".to_owned(),
+                start_date: "2026-03-27".parse().unwrap(),
+                end_date: "2026-04-02".parse().unwrap(),
+                availability: vec![
+                    AvailabilityDay {
+                        date: "2026-03-27".parse().unwrap(),
+                        slots: vec![slot("2026-03-27T08:00:00Z", true, 3)],
+                    },
+                    AvailabilityDay {
+                        date: "2026-03-29".parse().unwrap(),
+                        slots: vec![
+                            slot("2026-03-29T00:45:00Z", false, 0),
+                            slot("2026-03-29T23:45:00Z", true, 1),
+                        ],
+                    },
+                ],
+                worker_id: Some(12),
+            }
+        };
+        let sized = Listed(answer()).into_response();
+        let json = Json(answer()).into_response();
+        assert_eq!(sized.status(), json.status());
+        assert_eq!(sized.headers(), json.headers());
+        let body = |response: Response| axum::body::to_bytes(response.into_body(), usize::MAX);
+        let (sized, json) = (body(sized).await.unwrap(), body(json).await.unwrap());
+        assert_eq!(sized, json);
+        assert!(json.len() > 400, "the sample is a real listing");
     }
 
     fn at(text: &str) -> DateTime<Utc> {
