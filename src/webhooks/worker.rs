@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::circuit::CircuitRule;
+use super::rules::{self, Verdict};
 use super::sender::{Outcome, Secrets, Sender};
 use crate::config::Settings;
 use crate::metrics;
@@ -232,11 +233,11 @@ impl Worker {
             .await?;
             return Ok(());
         }
-        let previous = claim.previous_secret.as_deref().filter(|_| {
-            claim
-                .previous_secret_expires_at
-                .is_some_and(|at| at > Utc::now())
-        });
+        let previous = rules::previous_secret_in_force(
+            claim.previous_secret.as_deref(),
+            claim.previous_secret_expires_at,
+            Utc::now(),
+        );
         let secrets = Secrets {
             current: &claim.secret,
             previous,
@@ -270,22 +271,21 @@ impl Worker {
             return Ok(());
         };
         let now = Utc::now();
-        let failing_too_long = failing_since.is_some_and(|since| now - since >= GIVE_UP_AFTER);
-        let (status, next, disable) = if outcome.succeeded() {
-            ("SUCCEEDED", None, None)
-        } else if outcome.gone() {
-            ("FAILED", None, Some("The receiver answered 410 Gone"))
-        } else if failing_too_long {
-            ("FAILED", None, Some("No successful delivery for 3 days"))
-        } else {
-            // A delay past the end of the calendar (a misconfigured schedule) ends the retries.
-            let next_attempt = delay
-                .and_then(|delay| chrono::Duration::from_std(delay).ok())
-                .and_then(|delay| now.checked_add_signed(delay));
-            match next_attempt {
-                Some(at) => ("PENDING", Some(at), None),
-                None => ("FAILED", None, None),
-            }
+        // A delay past the end of the calendar (a misconfigured schedule) ends the retries.
+        let next_attempt = delay
+            .and_then(|delay| chrono::Duration::from_std(delay).ok())
+            .and_then(|delay| now.checked_add_signed(delay));
+        let verdict = rules::verdict(
+            outcome.succeeded(),
+            outcome.gone(),
+            failing_since,
+            now,
+            next_attempt,
+        );
+        let (status, next, disable) = match verdict {
+            Verdict::Succeeded => ("SUCCEEDED", None, None),
+            Verdict::Retry(at) => ("PENDING", Some(at), None),
+            Verdict::Failed { disable } => ("FAILED", None, disable),
         };
         let consecutive = u32::try_from(consecutive).unwrap_or(0);
         let (consecutive, open_until) = if outcome.succeeded() {

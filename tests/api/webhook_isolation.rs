@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::helpers::{
-    expect_status, slot, spawn_app_with, start_server, test_settings, Org, TestApp, TestDatabase,
+    expect_status, register_webhook, slot, spawn_app_with, start_server, test_settings, Org,
+    TestApp, TestDatabase,
 };
 use crate::receiver::{Hostile, HostileReceiver, Receiver};
-use crate::webhooks::create_webhook;
 
 /// How long a dead receiver holds each attempt.
 const DEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -77,7 +77,7 @@ async fn book_steadily(
 async fn healthy_tenant(app: &TestApp) -> (Org, Receiver, i64) {
     let healthy = app.create_org("Healthy clinic", 0).await;
     let receiver = Receiver::start(vec![]).await;
-    create_webhook(
+    register_webhook(
         app,
         &healthy.test_key,
         &receiver.url,
@@ -124,7 +124,7 @@ async fn healthy_tenant_beside_dead_ones(processes: usize) {
         failing.push(receiver);
     }
     for url in &dead_urls {
-        create_webhook(&app, &dead_key, url, json!(["*"])).await;
+        register_webhook(&app, &dead_key, url, json!(["*"])).await;
     }
     let dead_department = app.create_department(&dead_key, 100).await;
     let bases: Vec<String> = std::iter::once(app.address.clone()).chain(others).collect();
@@ -238,7 +238,10 @@ async fn a_receiver_down_then_back_gets_its_whole_backlog_while_others_are_serve
     let (healthy, receiver, healthy_department) = healthy_tenant(&app).await;
     let down = Receiver::start(vec![]).await;
     down.answer_otherwise(503);
-    let (webhook, _) = create_webhook(&app, &key, &down.url, json!(["*"])).await;
+    let webhook = register_webhook(&app, &key, &down.url, json!(["*"]))
+        .await
+        .webhook
+        .id;
     let department = app.create_department(&key, 100).await;
 
     // Act: ten appointments, five of them then renamed (two events each), while the receiver is
@@ -443,7 +446,7 @@ async fn a_commit_on_one_process_wakes_the_worker_of_another_at_once() {
     let _delivering = start_server(settings).await;
     let key = app.org.test_key.clone();
     let receiver = Receiver::start(vec![]).await;
-    create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
+    register_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
     let department = app.create_department(&key, 100).await;
 
     let bookings = book_steadily(

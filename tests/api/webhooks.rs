@@ -7,9 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{
-    expect_error, expect_json, expect_status, register_webhook, slot, spawn_app, TestApp,
-};
+use crate::helpers::{expect_error, expect_json, expect_status, register_webhook, slot, spawn_app};
 use crate::receiver::{Receiver, Reply};
 use moncreneau::events::{CreditsEventObject, Envelope, ObjectData};
 use moncreneau::routes::webhooks::json::{
@@ -18,18 +16,6 @@ use moncreneau::routes::webhooks::json::{
 };
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Registers a webhook; answers its id and secret. (Kept for the isolation tests, which take
-/// the pair; new tests use `helpers::register_webhook`.)
-pub async fn create_webhook(
-    app: &TestApp,
-    key: &str,
-    url: &str,
-    events: Value,
-) -> (String, String) {
-    let created = register_webhook(app, key, url, events).await;
-    (created.webhook.id, created.secret)
-}
 
 fn hex_hmac(key: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
@@ -312,7 +298,8 @@ async fn during_a_rotation_both_secrets_sign() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let receiver = Receiver::start(vec![]).await;
-    let (id, old) = create_webhook(&app, &key, &receiver.url, json!(["*"])).await;
+    let created = register_webhook(&app, &key, &receiver.url, json!(["*"])).await;
+    let (id, old) = (created.webhook.id, created.secret);
     let rotated: WebhookRotated = expect_json(
         app.post(&format!("/webhooks/{id}/rotate-secret"), &key, &json!({}))
             .await,
@@ -379,7 +366,7 @@ async fn each_event_type_arrives_at_its_moment_with_its_payload_and_sequence() {
     let org = app.create_org("Events Clinic", 6).await;
     let key = org.live_key.clone();
     let receiver = Receiver::start(vec![]).await;
-    create_webhook(&app, &key, &receiver.url, json!(["*"])).await;
+    register_webhook(&app, &key, &receiver.url, json!(["*"])).await;
     let department = app.create_department(&key, 2).await;
     let book = |time: &'static str| {
         let (app, key) = (&app, key.clone());
@@ -611,8 +598,8 @@ async fn the_test_endpoint_reports_how_the_receiver_answered() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let receiver = Receiver::start(vec![Reply::status(200), Reply::status(503)]).await;
-    let (id, secret) =
-        create_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
+    let created = register_webhook(&app, &key, &receiver.url, json!(["appointment.created"])).await;
+    let (id, secret) = (created.webhook.id, created.secret);
 
     let ok: WebhookTestResult = expect_json(
         app.post(&format!("/webhooks/{id}/test"), &key, &json!({}))
