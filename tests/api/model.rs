@@ -23,9 +23,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use moncreneau::domain::schedule::WEEKDAYS;
+use moncreneau::events::Envelope;
 use moncreneau::routes::admin::json::LiveCreditGrantResult;
 // The model has an `Appointment` of its own; the server's is its answer.
-use moncreneau::routes::appointments::json::Appointment as Answered;
+use moncreneau::routes::appointments::json::{Appointment as Answered, AppointmentEvent};
 use moncreneau::routes::credits::json::{CreditTransaction, CreditTransactionPage, Credits};
 use moncreneau::routes::departments::json::Department;
 use serde::de::DeserializeOwned;
@@ -1557,17 +1558,17 @@ impl<'a> Run<'a> {
     /// Each appointment's events are numbered 1 to its number of changes, without gaps.
     async fn check_events(&self) {
         let mut sequences: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        // Events stay JSON: `Event` wraps the payload as stored.
-        for event in self.all_pages::<Value>("/events").await {
-            if event["type"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("appointment."))
-            {
-                let id = event["data"]["object"]["id"].as_i64().expect("object id");
-                let sequence = event["sequence"]
-                    .as_i64()
-                    .unwrap_or_else(|| panic!("an appointment event without sequence: {event}"));
-                sequences.entry(id).or_default().push(sequence);
+        // Every event reads as the envelope; an appointment's data as the appointment's event.
+        for event in self.all_pages::<Envelope<Value>>("/events").await {
+            if event.kind.starts_with("appointment.") {
+                let data: AppointmentEvent = typed(&event.data, &event.kind);
+                let sequence = event
+                    .sequence
+                    .unwrap_or_else(|| panic!("an appointment event without sequence: {event:?}"));
+                sequences
+                    .entry(data.object.appointment.id)
+                    .or_default()
+                    .push(i64::from(sequence));
             }
         }
         for list in sequences.values_mut() {

@@ -2,6 +2,7 @@
 //! time each, and availability per worker that says exactly what POST accepts.
 
 use futures::future::join_all;
+use moncreneau::events::Envelope;
 use moncreneau::routes::appointments::json::{
     Appointment, AppointmentChanges, AppointmentEvent, AppointmentPage, Change,
 };
@@ -857,15 +858,15 @@ async fn appointments_and_their_events_carry_the_worker() {
         .reply()
         .await
         .json(StatusCode::OK);
-    // An event is its stored payload, untyped on the wire (`Event` wraps the JSON as sent): its
-    // data is read into the type the server wrote it from.
+    // An event is its stored payload, untyped on the wire (`Event` wraps the JSON as sent): it
+    // is read into the envelope and appointment event the server wrote it from.
     let objects: Vec<Appointment> = events
         .content
-        .iter()
+        .into_iter()
         .map(|event| {
-            let data: AppointmentEvent = serde_json::from_value(event.0["data"].clone())
-                .unwrap_or_else(|error| panic!("{error}: {:?}", event.0));
-            data.object.appointment
+            let event: Envelope<AppointmentEvent> = serde_json::from_value(event.0)
+                .unwrap_or_else(|error| panic!("not an appointment event: {error}"));
+            event.data.object.appointment
         })
         .collect();
     let worker_of = |id: i64| {
