@@ -220,3 +220,17 @@ pub async fn set_low_balance_threshold(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Movement;
+
+    #[test]
+    fn every_movement_reads_back_from_the_text_it_is_stored_as() {
+        for movement in Movement::ALL {
+            let read = Movement::parse(movement.as_str()).map(Movement::as_str);
+            assert_eq!(read, Some(movement.as_str()));
+        }
+        assert!(Movement::parse("grant").is_none(), "the text is exact");
+    }
+}
