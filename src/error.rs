@@ -4,7 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::{metrics, request_id};
 
@@ -258,6 +258,24 @@ pub fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
     }
 }
 
+/// The body of every error response, members in the contract's order.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorObject<'a>,
+    /// Only for validation failures: every bad field at once.
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorObject<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    details: &'a Map<String, Value>,
+    request_id: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
@@ -266,21 +284,16 @@ impl IntoResponse for ApiError {
         if let Some(cause) = &self.cause {
             tracing::error!(request_id = %request_id, code = ?self.code, "request failed: {cause:#}");
         }
-        let mut error = json!({
-            "code": self.code,
-            "message": self.message,
-            "details": self.details,
-            "requestId": request_id,
-        });
-        let mut body = Map::new();
-        if !self.errors.is_empty() {
-            body.insert("errors".into(), json!(self.errors));
-        }
-        if let Some(object) = error.as_object_mut() {
-            object.retain(|_, value| !value.is_null());
-        }
-        body.insert("error".into(), error);
-        let mut response = (status, axum::Json(Value::Object(body))).into_response();
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: self.code,
+                message: &self.message,
+                details: &self.details,
+                request_id,
+            },
+            errors: &self.errors,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

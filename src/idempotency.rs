@@ -14,6 +14,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::ledger::Account;
+use crate::store::idempotency as store;
 
 /// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 pub struct IdempotencyKey(pub Option<String>);
@@ -72,14 +73,6 @@ pub struct Held {
     hash: Vec<u8>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    request_hash: Vec<u8>,
-    response_status: i32,
-    response_body: Vec<u8>,
-    current: bool,
-}
-
 /// Begins the transaction of a keyed request: takes the key (409 while another request holds
 /// it), then replays the stored response of a first request that committed, or refuses a key
 /// used with another request (422).
@@ -91,15 +84,7 @@ struct Row {
 /// retry after a lost answer replays it, a retry after anything that did not commit books anew.
 pub async fn begin(pool: &PgPool, account: Account, key: &str, hash: &[u8]) -> ApiResult<Claim> {
     let mut transaction = pool.begin().await?;
-    let taken: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!(
-                "idempotency:{}:{}:{key}",
-                account.organization_id, account.livemode
-            ))
-            .fetch_one(&mut *transaction)
-            .await?;
-    if !taken {
+    if !store::try_lock(&mut transaction, account, key).await? {
         return Err(ApiError::new(
             ErrorCode::IdempotencyConflict,
             "A request with this Idempotency-Key is still being processed",
@@ -107,35 +92,18 @@ pub async fn begin(pool: &PgPool, account: Account, key: &str, hash: &[u8]) -> A
     }
     // A statement of its own, so its snapshot is taken after the lock: it sees the outcome of a
     // holder that committed just before.
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT request_hash, response_status, response_body,
-                created_at > now() - interval '24 hours' AS current
-           FROM idempotency_keys WHERE organization_id = $1 AND livemode = $2 AND key = $3",
-    )
-    .bind(account.organization_id)
-    .bind(account.livemode)
-    .bind(key)
-    .fetch_optional(&mut *transaction)
-    .await?;
-    match row {
-        Some(row) if row.current && row.request_hash != hash => Err(ApiError::new(
+    match store::find(&mut transaction, account, key).await? {
+        Some(stored) if stored.current && stored.request_hash != hash => Err(ApiError::new(
             ErrorCode::IdempotencyKeyReused,
             "This Idempotency-Key was used with another request",
         )),
-        Some(row) if row.current => Ok(Claim::Replay(replay(
-            row.response_status,
-            row.response_body,
+        Some(stored) if stored.current => Ok(Claim::Replay(replay(
+            stored.response_status,
+            stored.response_body,
         ))),
         expired => {
             if expired.is_some() {
-                sqlx::query(
-                    "DELETE FROM idempotency_keys WHERE organization_id = $1 AND livemode = $2 AND key = $3",
-                )
-                .bind(account.organization_id)
-                .bind(account.livemode)
-                .bind(key)
-                .execute(&mut *transaction)
-                .await?;
+                store::delete(&mut transaction, account, key).await?;
             }
             Ok(Claim::Fresh(Held {
                 transaction,
@@ -171,17 +139,14 @@ impl Held {
 
     /// Stores the response with the work done in this transaction, and commits both.
     pub async fn complete(mut self, status: StatusCode, body: &[u8]) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO idempotency_keys (organization_id, livemode, key, request_hash, response_status, response_body)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        store::insert(
+            &mut self.transaction,
+            self.account,
+            &self.key,
+            &self.hash,
+            i32::from(status.as_u16()),
+            body,
         )
-        .bind(self.account.organization_id)
-        .bind(self.account.livemode)
-        .bind(&self.key)
-        .bind(&self.hash)
-        .bind(i32::from(status.as_u16()))
-        .bind(body)
-        .execute(&mut *self.transaction)
         .await?;
         self.transaction.commit().await
     }

@@ -1,8 +1,8 @@
-//! The credit account of a tenant and its ledger, as read and set by the `/credits` routes
-//! (ledger lines themselves are written by `crate::ledger`).
+//! The credit account of a tenant and its ledger: the lines `crate::ledger` appends (its rules
+//! decide when), the account it opens, and what the `/credits` routes read and set.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::error::{ApiError, ApiResult};
 use crate::tenant::Tenant;
@@ -24,14 +24,97 @@ pub enum Movement {
 }
 
 impl Movement {
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "GRANT" => Some(Self::Grant),
-            "CONSUMPTION" => Some(Self::Consumption),
-            "REFUND" => Some(Self::Refund),
-            _ => None,
+    const ALL: [Self; 3] = [Self::Grant, Self::Consumption, Self::Refund];
+
+    /// The line's `type` in the database.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Grant => "GRANT",
+            Self::Consumption => "CONSUMPTION",
+            Self::Refund => "REFUND",
         }
     }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|movement| movement.as_str() == text)
+    }
+}
+
+/// A line to append to the ledger.
+pub enum Line<'a> {
+    Grant {
+        amount: i64,
+        reason: &'a str,
+    },
+    /// One credit spent on an appointment.
+    Consumption {
+        appointment_id: i64,
+    },
+    /// The credit of a cancelled appointment given back.
+    Refund {
+        appointment_id: i64,
+    },
+}
+
+/// Appends a line; a trigger applies it to the account and returns the balance after it. The
+/// database's own error is returned so that the caller can name a refusal (a balance that would
+/// go negative, a second consumption or refund of one appointment).
+pub async fn append(
+    connection: &mut PgConnection,
+    tenant: Tenant,
+    line: Line<'_>,
+) -> Result<i64, sqlx::Error> {
+    let (movement, amount, appointment_id, reason) = match line {
+        Line::Grant { amount, reason } => (Movement::Grant, amount, None, Some(reason)),
+        Line::Consumption { appointment_id } => {
+            (Movement::Consumption, -1, Some(appointment_id), None)
+        }
+        Line::Refund { appointment_id } => (
+            Movement::Refund,
+            1,
+            Some(appointment_id),
+            Some("Appointment cancelled"),
+        ),
+    };
+    sqlx::query_scalar(
+        "INSERT INTO credit_transactions (organization_id, livemode, type, amount, appointment_id, reason)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING balance_after",
+    )
+    .bind(tenant.organization_id)
+    .bind(tenant.livemode)
+    .bind(movement.as_str())
+    .bind(amount)
+    .bind(appointment_id)
+    .bind(reason)
+    .fetch_one(connection)
+    .await
+}
+
+/// Opens the tenant's account, empty.
+pub async fn open_account(connection: &mut PgConnection, tenant: Tenant) -> ApiResult<()> {
+    sqlx::query("INSERT INTO credit_accounts (organization_id, livemode) VALUES ($1, $2)")
+        .bind(tenant.organization_id)
+        .bind(tenant.livemode)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// The balance under which `credits.low` is sent, read in the caller's transaction.
+pub async fn low_balance_threshold(
+    connection: &mut PgConnection,
+    tenant: Tenant,
+) -> ApiResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT low_balance_threshold FROM credit_accounts WHERE organization_id = $1 AND livemode = $2",
+    )
+    .bind(tenant.organization_id)
+    .bind(tenant.livemode)
+    .fetch_one(connection)
+    .await?)
 }
 
 /// One line of the ledger.
@@ -136,4 +219,18 @@ pub async fn set_low_balance_threshold(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Movement;
+
+    #[test]
+    fn every_movement_reads_back_from_the_text_it_is_stored_as() {
+        for movement in Movement::ALL {
+            let read = Movement::parse(movement.as_str()).map(Movement::as_str);
+            assert_eq!(read, Some(movement.as_str()));
+        }
+        assert!(Movement::parse("grant").is_none(), "the text is exact");
+    }
 }

@@ -7,6 +7,7 @@ pub mod availability;
 pub mod credits;
 pub mod departments;
 pub mod events;
+pub mod idempotency;
 pub mod organizations;
 pub mod webhooks;
 pub mod workers;

@@ -1,12 +1,13 @@
 //! Availability: bookable slots only by default, DST-correct, and in agreement with booking.
 
 use chrono::{DateTime, Utc};
+use moncreneau::routes::appointments::json::Appointment;
 use moncreneau::routes::availability::json::{Availability, AvailabilitySlot};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{day_ahead, expect_status, slot, spawn_app, TestApp};
-use crate::typed::{local_time, read, ErrorBody, ReadReply, Reply, WithId};
+use crate::helpers::{day_ahead, slot, spawn_app, TestApp};
+use crate::typed::{local_time, read, ErrorBody, ReadReply, Reply};
 
 /// The availability of `department` for `query`, read whole.
 async fn availability(app: &TestApp, key: &str, department: i64, query: &str) -> Reply {
@@ -65,7 +66,7 @@ async fn the_listing_has_the_contract_shape_and_omits_full_and_closed_slots() {
                "endsAt": format!("{monday}T08:30:00Z"), "available": true, "remaining": 1})
     );
 
-    let _: WithId = app
+    let _: Appointment = app
         .book(&key, department, &format!("{monday}T08:30:00"))
         .reply()
         .await
@@ -252,22 +253,22 @@ async fn paris_dst_changes_have_no_phantom_or_missing_slot_and_right_instants() 
 
     // Booking agrees with the listing while those days are ahead.
     if "2027-03-28T01:00:00Z".parse::<DateTime<Utc>>().unwrap() > Utc::now() {
-        let booked = expect_status(
-            app.book(&key, department, "2027-03-28T03:00:00").await,
-            StatusCode::CREATED,
-        )
-        .await;
+        let booked: Appointment = app
+            .book(&key, department, "2027-03-28T03:00:00")
+            .reply()
+            .await
+            .json(StatusCode::CREATED);
         assert_eq!(
-            (booked["startsAt"].as_str(), booked["endDateTime"].as_str()),
-            (Some("2027-03-28T01:00:00Z"), Some("2027-03-28T04:00:00"))
+            (booked.starts_at.as_str(), booked.end_date_time.as_str()),
+            ("2027-03-28T01:00:00Z", "2027-03-28T04:00:00")
         );
-        let fold = expect_status(
-            app.book(&key, department, "2027-10-31T02:00:00").await,
-            StatusCode::CREATED,
-        )
-        .await;
+        let fold: Appointment = app
+            .book(&key, department, "2027-10-31T02:00:00")
+            .reply()
+            .await
+            .json(StatusCode::CREATED);
         assert_eq!(
-            fold["startsAt"], "2027-10-31T00:00:00Z",
+            fold.starts_at, "2027-10-31T00:00:00Z",
             "a folded time takes its earlier instant"
         );
         let second_occurrence = app

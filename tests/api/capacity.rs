@@ -2,28 +2,38 @@
 //! length, opening hours, time zone), the live appointments overlapping any instant never
 //! outnumber the capacity, availability says so, and the database refuses the rest.
 
+use chrono::NaiveDateTime;
 use moncreneau::domain::status::Status;
 use moncreneau::routes::appointments::json::Appointment;
+use moncreneau::routes::availability::json::{Availability, AvailabilitySlot};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
     day_ahead, expect_error, expect_json, expect_status, slot, spawn_app, TestApp,
 };
+use crate::typed::ReadReply;
 
 /// The availability entry of the slot starting at local `date_time` (`YYYY-MM-DDTHH:MM:SS`),
 /// listing unavailable slots too; `None` when the grid has no such slot.
-async fn listed(app: &TestApp, key: &str, department: i64, date_time: &str) -> Option<Value> {
-    let date = &date_time[..10];
+async fn listed(
+    app: &TestApp,
+    key: &str,
+    department: i64,
+    date_time: &str,
+) -> Option<AvailabilitySlot> {
+    let at = NaiveDateTime::parse_from_str(date_time, "%Y-%m-%dT%H:%M:%S")
+        .unwrap_or_else(|_| panic!("{date_time} is YYYY-MM-DDTHH:MM:SS"));
+    let date = at.date();
     let path = format!(
         "/departments/{department}/availability?startDate={date}&endDate={date}&includeUnavailable=true"
     );
-    let body = expect_status(app.get(&path, key).await, StatusCode::OK).await;
-    body["availability"]
-        .as_array()?
-        .iter()
-        .flat_map(|day| day["slots"].as_array().cloned().unwrap_or_default())
-        .find(|slot| slot["dateTime"] == date_time)
+    let listing: Availability = app.get(&path, key).reply().await.json(StatusCode::OK);
+    listing
+        .availability
+        .into_iter()
+        .flat_map(|day| day.slots)
+        .find(|slot| slot.date_time.0 == at)
 }
 
 /// Availability and booking agree on `date_time`: listed available ⇔ POST accepts. An accepted
@@ -39,8 +49,8 @@ async fn assert_bookable_iff_available(
         .await
         .unwrap_or_else(|| panic!("{date_time} is a slot of the grid"));
     assert_eq!(
-        entry["available"], expected,
-        "availability of {date_time}: {entry}"
+        entry.available, expected,
+        "availability of {date_time}: {entry:?}"
     );
     let response = app.book(key, department, date_time).await;
     if expected {
@@ -52,7 +62,7 @@ async fn assert_bookable_iff_available(
         )
         .await;
     } else {
-        assert_eq!(entry["remaining"], 0, "{entry}");
+        assert_eq!(entry.remaining, 0, "{entry:?}");
         expect_error(response, StatusCode::CONFLICT, "SLOT_NOT_AVAILABLE").await;
     }
 }

@@ -6,6 +6,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use moncreneau::routes::admin::json::OrganizationCreated;
+use moncreneau::routes::appointments::json::Appointment;
+use moncreneau::routes::departments::json::Department;
 use prom_text_format_parser::{Scrape, Type, ValueType};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -14,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use crate::contract::ContractClient;
 use crate::helpers::{expect_error, expect_status, slot, TestDatabase, ADMIN_TOKEN};
 use crate::receiver::Receiver;
+use crate::typed::read;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -171,27 +175,20 @@ async fn metrics_count_exactly_what_a_server_did_and_the_access_log_names_each_r
     let client = ContractClient::new(reqwest::Client::new());
 
     // An organization with one live credit, a webhook and a department, in live mode.
-    let org = expect_status(
-        client
-            .post(format!("{base}/api/v1/admin/organizations"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"name": "Metered", "liveCredits": 1}))
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::CREATED,
-    )
-    .await;
-    let live = org["apiKeys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|key| key["mode"] == "live")
+    let created = client
+        .post(format!("{base}/api/v1/admin/organizations"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "Metered", "liveCredits": 1}))
+        .send()
+        .await
         .unwrap();
-    let (key, key_id) = (
-        live["key"].as_str().unwrap().to_owned(),
-        live["id"].as_str().unwrap().to_owned(),
-    );
+    let org: OrganizationCreated = read(created).await.json(StatusCode::CREATED);
+    let live = org
+        .api_keys
+        .iter()
+        .find(|key| key.mode == "live")
+        .unwrap_or_else(|| panic!("a live key in {org:?}"));
+    let (key, key_id) = (live.key.clone(), live.id.clone());
     let post = |path: &str, body: Value| {
         client
             .post(format!("{base}/api/v1{path}"))
@@ -209,12 +206,9 @@ async fn metrics_count_exactly_what_a_server_did_and_the_access_log_names_each_r
     let hours = json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
                        "friday": day, "saturday": day, "sunday": day});
     let department = json!({"name": "D", "timezone": "UTC", "capacity": 5, "openingHours": hours});
-    let department = expect_status(
-        post("/departments", department).await.unwrap(),
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .clone();
+    let created = post("/departments", department).await.unwrap();
+    let department: Department = read(created).await.json(StatusCode::CREATED);
+    let department = department.id;
 
     let before = Metrics::scrape(&client, &format!("{base}/metrics")).await;
 
@@ -226,14 +220,14 @@ async fn metrics_count_exactly_what_a_server_did_and_the_access_log_names_each_r
         .to_str()
         .unwrap()
         .to_owned();
-    let booked = expect_status(booked, StatusCode::CREATED).await;
+    let booked: Appointment = read(booked).await.json(StatusCode::CREATED);
     expect_error(
         post("/appointments", booking("09:30")).await.unwrap(),
         StatusCode::PAYMENT_REQUIRED,
         "INSUFFICIENT_CREDITS",
     )
     .await;
-    let id = booked["id"].as_i64().unwrap();
+    let id = booked.id;
     let read = client
         .get(format!("{base}/api/v1/appointments/{id}"))
         .header("X-API-Key", &key)

@@ -23,10 +23,19 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use moncreneau::domain::schedule::WEEKDAYS;
+use moncreneau::events::Envelope;
+use moncreneau::routes::admin::json::LiveCreditGrantResult;
+// The model has an `Appointment` of its own; the server's is its answer.
+use moncreneau::routes::appointments::json::{Appointment as Answered, AppointmentEvent};
+use moncreneau::routes::credits::json::{CreditTransaction, CreditTransactionPage, Credits};
+use moncreneau::routes::departments::json::Department;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::helpers::{
     spawn_app_with, start_server, test_settings, TestApp, TestDatabase, ADMIN_TOKEN,
 };
+use crate::typed::ErrorBody;
 
 /// Seeds run when `MODEL_SEED` is unset. Each reaches a state where a server that counts places
 /// per slot start breaks a rule: 89 books over a lowered capacity after a cancellation, 115
@@ -122,11 +131,21 @@ fn local(at: NaiveDateTime) -> String {
 }
 
 /// Reads an instant of a response.
-fn parse_instant(value: &Value) -> NaiveDateTime {
-    value
-        .as_str()
-        .and_then(|text| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ").ok())
-        .unwrap_or_else(|| panic!("an instant YYYY-MM-DDTHH:MM:SSZ expected, got {value}"))
+fn parse_instant(text: &str) -> NaiveDateTime {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
+        .unwrap_or_else(|_| panic!("an instant YYYY-MM-DDTHH:MM:SSZ expected, got {text:?}"))
+}
+
+/// A JSON answer read into the server's type of it; a shape that does not read fails the run.
+fn typed<T: DeserializeOwned>(body: &Value, what: &str) -> T {
+    T::deserialize(body).unwrap_or_else(|error| panic!("{what} does not read ({error}): {body}"))
+}
+
+/// A page of a paged listing, whatever its items.
+#[derive(Deserialize)]
+struct Page<T> {
+    content: Vec<T>,
+    last: bool,
 }
 
 /// The most intervals of `live` that contain one instant of `[start, end)`. The count only
@@ -639,7 +658,7 @@ impl<'a> Run<'a> {
             StatusCode::CREATED,
             "department creation: {created}"
         );
-        self.department = created["id"].as_i64().expect("department id");
+        self.department = typed::<Department>(&created, "the department").id;
     }
 
     /// Sends one request with the run's key to `base` (the first server when `None`); answers
@@ -681,16 +700,17 @@ impl<'a> Run<'a> {
     }
 
     /// Every item of a paged listing, following the pages.
-    async fn all_pages(&self, path: &str) -> Vec<Value> {
+    async fn all_pages<T: DeserializeOwned>(&self, path: &str) -> Vec<T> {
         let separator = if path.contains('?') { '&' } else { '?' };
         let mut items = Vec::new();
         for page in 0..1000 {
             let body = self
                 .get(&format!("{path}{separator}page={page}&size=100"))
                 .await;
-            let content = body["content"].as_array().expect("a page has content");
-            items.extend(content.iter().cloned());
-            if body["last"] == true || content.is_empty() {
+            let page: Page<T> = typed(&body, path);
+            let empty = page.content.is_empty();
+            items.extend(page.content);
+            if page.last || empty {
                 break;
             }
         }
@@ -850,7 +870,10 @@ impl<'a> Run<'a> {
         body: &Value,
         allowed: &[Refusal],
     ) -> Outcome {
-        let code = body["error"]["code"].as_str().unwrap_or("");
+        // Read leniently: a success where a refusal was due is reported by the assertion.
+        let code = ErrorBody::deserialize(body)
+            .map(|error| error.error.code)
+            .unwrap_or_default();
         let reasons: Vec<String> = allowed
             .iter()
             .map(|r| format!("{} {} ({})", r.status.as_u16(), r.code, r.why))
@@ -870,16 +893,17 @@ impl<'a> Run<'a> {
     /// Checks an appointment in a response against the model's.
     fn expect_appointment(&self, op: &Op, body: &Value, id: i64) {
         let expected = self.model.find(id);
+        let answer: Answered = typed(body, "the appointment");
         assert_eq!(
             (
-                body["id"].as_i64(),
-                body["status"].as_str(),
-                parse_instant(&body["startsAt"]),
-                parse_instant(&body["endsAt"]),
+                answer.id,
+                answer.status.as_str(),
+                parse_instant(&answer.starts_at),
+                parse_instant(&answer.ends_at),
             ),
             (
-                Some(expected.id),
-                Some(expected.status.as_str()),
+                expected.id,
+                expected.status.as_str(),
                 expected.start,
                 expected.end
             ),
@@ -945,7 +969,7 @@ impl<'a> Run<'a> {
             "{op}: the model accepts it ({}), the server answered {answer}",
             self.model.explain(slot.start, slot.end)
         );
-        let id = answer["id"].as_i64().expect("appointment id");
+        let id = typed::<Answered>(&answer, "the appointment").id;
         self.model.add(id, &slot);
         self.expect_appointment(op, &answer, id);
         Outcome {
@@ -988,9 +1012,11 @@ impl<'a> Run<'a> {
         let mut full = vec![false; slots.len()];
         let mut broke = false;
         for (target, status, answer) in &answers {
-            match (*status, answer["error"]["code"].as_str()) {
+            let code = (*status != StatusCode::CREATED)
+                .then(|| typed::<ErrorBody>(answer, "the refusal").error.code);
+            match (*status, code.as_deref()) {
                 (StatusCode::CREATED, _) => {
-                    created.push((answer["id"].as_i64().expect("appointment id"), *target));
+                    created.push((typed::<Answered>(answer, "the appointment").id, *target));
                 }
                 (StatusCode::CONFLICT, Some("SLOT_NOT_AVAILABLE")) => full[*target] = true,
                 (StatusCode::PAYMENT_REQUIRED, Some("INSUFFICIENT_CREDITS")) => broke = true,
@@ -1006,7 +1032,10 @@ impl<'a> Run<'a> {
         let answer_of = |id: i64| {
             answers
                 .iter()
-                .find(|(_, _, a)| a["id"].as_i64() == Some(id))
+                .find(|(_, status, a)| {
+                    *status == StatusCode::CREATED
+                        && typed::<Answered>(a, "the appointment").id == id
+                })
                 .map(|(_, _, a)| a.clone())
                 .expect("the answer that created it")
         };
@@ -1239,17 +1268,14 @@ impl<'a> Run<'a> {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{op}: {answer}");
+        let department: Department = typed(&answer, "the department");
         assert_eq!(
             (
-                answer["capacity"].as_i64(),
-                answer["slotDuration"].as_i64(),
-                answer["timezone"].as_str(),
+                i64::from(department.capacity),
+                i64::from(department.slot_duration),
+                department.timezone.as_str(),
             ),
-            (
-                Some(schedule.capacity),
-                Some(schedule.minutes),
-                Some(schedule.zone_name())
-            ),
+            (schedule.capacity, schedule.minutes, schedule.zone_name()),
             "{op}: the department answered {answer}"
         );
         // Existing appointments keep their instants: nothing of theirs changes in the model.
@@ -1290,11 +1316,12 @@ impl<'a> Run<'a> {
         assert_eq!(status, expected, "{op}: {answer}");
         self.model.balance += amount;
         self.model.ledger.push(("GRANT".to_owned(), amount, None));
-        assert_eq!(
-            answer["availableCredits"].as_i64(),
-            Some(self.model.balance),
-            "{op}: {answer}"
-        );
+        let available = if self.livemode {
+            typed::<LiveCreditGrantResult>(&answer, "the live grant").available_credits
+        } else {
+            typed::<Credits>(&answer, "the grant").available_credits
+        };
+        assert_eq!(available, self.model.balance, "{op}: {answer}");
         Outcome {
             note: format!("balance {}", self.model.balance),
             ..Outcome::default()
@@ -1312,7 +1339,7 @@ impl<'a> Run<'a> {
     /// The department's appointments as listed: no appointment placed in this step shares an
     /// instant with `capacity` others, and the list is the model's, status and instants.
     async fn check_appointments(&self, placed: &[i64]) {
-        let listed = self
+        let listed: Vec<Answered> = self
             .all_pages(&format!(
                 "/appointments?departmentId={}&sort=createdAt",
                 self.department
@@ -1322,11 +1349,11 @@ impl<'a> Run<'a> {
             .iter()
             .map(|a| {
                 (
-                    a["id"].as_i64().expect("id"),
+                    a.id,
                     (
-                        a["status"].as_str().expect("status").to_owned(),
-                        parse_instant(&a["startsAt"]),
-                        parse_instant(&a["endsAt"]),
+                        a.status.as_str().to_owned(),
+                        parse_instant(&a.starts_at),
+                        parse_instant(&a.ends_at),
                     ),
                 )
             })
@@ -1429,8 +1456,8 @@ impl<'a> Run<'a> {
             .get(index)
             .map(|s| {
                 self.model.explain(
-                    parse_instant(&s["slot"]["startsAt"]),
-                    parse_instant(&s["slot"]["endsAt"]),
+                    parse_instant(s["slot"]["startsAt"].as_str().unwrap_or_default()),
+                    parse_instant(s["slot"]["endsAt"].as_str().unwrap_or_default()),
                 )
             })
             .unwrap_or_default();
@@ -1445,18 +1472,14 @@ impl<'a> Run<'a> {
     /// The balance and its counters, and the newest ledger lines: each one's balance is the
     /// previous one's plus its amount, and they are the lines the model expects.
     async fn check_credits(&self, new_lines: usize) {
-        let credits = self.get("/credits").await;
+        let credits: Credits = typed(&self.get("/credits").await, "the credits");
         assert_eq!(
             (
-                credits["availableCredits"].as_i64(),
-                credits["consumedCredits"].as_i64(),
-                credits["refundedCredits"].as_i64(),
+                credits.available_credits,
+                credits.consumed_credits,
+                credits.refunded_credits,
             ),
-            (
-                Some(self.model.balance),
-                Some(self.model.consumed),
-                Some(self.model.refunded)
-            ),
+            (self.model.balance, self.model.consumed, self.model.refunded),
             "credits (available, consumed, refunded) differ from the model"
         );
         // The newest lines are enough: a step adds at most a dozen (a burst), older ones were
@@ -1465,12 +1488,12 @@ impl<'a> Run<'a> {
             .get(&format!("/credits/transactions?page=0&size={LEDGER_TAIL}"))
             .await;
         let total = self.model.ledger.len();
+        let page: CreditTransactionPage = typed(&page, "the ledger page");
         assert_eq!(
-            page["totalElements"].as_u64(),
-            Some(total as u64),
+            page.total_elements, total as i64,
             "ledger lines: the model expects {total}"
         );
-        let mut lines: Vec<Value> = page["content"].as_array().expect("content").clone();
+        let mut lines = page.content;
         lines.reverse();
         self.check_ledger(&lines, total == lines.len(), new_lines);
     }
@@ -1478,31 +1501,26 @@ impl<'a> Run<'a> {
     /// `lines` (chronological, the newest last) chain up and end at the model's balance, and
     /// their newest `new` are the model's newest (in any order: concurrent bookings take their
     /// lines in an order the model cannot know).
-    fn check_ledger(&self, lines: &[Value], from_the_first: bool, new: usize) {
-        let read = |line: &Value, field: &str| line[field].as_i64();
+    fn check_ledger(&self, lines: &[CreditTransaction], from_the_first: bool, new: usize) {
         if let (true, Some(first)) = (from_the_first, lines.first()) {
             assert_eq!(
-                read(first, "balanceAfter"),
-                read(first, "amount"),
-                "the first ledger line does not start from 0: {first}"
+                first.balance_after, first.amount,
+                "the first ledger line does not start from 0: {first:?}"
             );
         }
         for pair in lines.windows(2) {
             assert_eq!(
-                read(&pair[1], "balanceAfter"),
-                read(&pair[0], "balanceAfter")
-                    .zip(read(&pair[1], "amount"))
-                    .map(|(before, amount)| before + amount),
-                "the ledger does not add up between {} and {}",
+                Some(pair[1].balance_after),
+                pair[0].balance_after.checked_add(pair[1].amount),
+                "the ledger does not add up between {:?} and {:?}",
                 pair[0],
                 pair[1]
             );
         }
         if let Some(last) = lines.last() {
             assert_eq!(
-                read(last, "balanceAfter"),
-                Some(self.model.balance),
-                "the newest ledger line is not the balance: {last}"
+                last.balance_after, self.model.balance,
+                "the newest ledger line is not the balance: {last:?}"
             );
         }
         assert!(
@@ -1514,9 +1532,9 @@ impl<'a> Run<'a> {
             .iter()
             .map(|line| {
                 (
-                    line["type"].as_str().unwrap_or("?").to_owned(),
-                    read(line, "amount").unwrap_or(0),
-                    read(line, "appointmentId"),
+                    typed::<String>(&json!(line.r#type), "a ledger line's type"),
+                    line.amount,
+                    line.appointment_id,
                 )
             })
             .collect();
@@ -1531,7 +1549,7 @@ impl<'a> Run<'a> {
 
     /// The whole ledger, from its first line.
     async fn check_whole_ledger(&self) {
-        let mut lines = self.all_pages("/credits/transactions").await;
+        let mut lines: Vec<CreditTransaction> = self.all_pages("/credits/transactions").await;
         lines.reverse();
         assert_eq!(lines.len(), self.model.ledger.len(), "ledger lines");
         self.check_ledger(&lines, true, lines.len());
@@ -1540,16 +1558,17 @@ impl<'a> Run<'a> {
     /// Each appointment's events are numbered 1 to its number of changes, without gaps.
     async fn check_events(&self) {
         let mut sequences: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for event in self.all_pages("/events").await {
-            if event["type"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("appointment."))
-            {
-                let id = event["data"]["object"]["id"].as_i64().expect("object id");
-                let sequence = event["sequence"]
-                    .as_i64()
-                    .unwrap_or_else(|| panic!("an appointment event without sequence: {event}"));
-                sequences.entry(id).or_default().push(sequence);
+        // Every event reads as the envelope; an appointment's data as the appointment's event.
+        for event in self.all_pages::<Envelope<Value>>("/events").await {
+            if event.kind.starts_with("appointment.") {
+                let data: AppointmentEvent = typed(&event.data, &event.kind);
+                let sequence = event
+                    .sequence
+                    .unwrap_or_else(|| panic!("an appointment event without sequence: {event:?}"));
+                sequences
+                    .entry(data.object.appointment.id)
+                    .or_default()
+                    .push(i64::from(sequence));
             }
         }
         for list in sequences.values_mut() {

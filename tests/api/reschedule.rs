@@ -2,25 +2,27 @@
 
 use moncreneau::domain::status::Status;
 use moncreneau::routes::appointments::json::{Appointment, AppointmentEvent, Change};
+use moncreneau::routes::availability::json::Availability;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{expect_error, expect_json, expect_status, slot, spawn_app, TestApp};
+use crate::typed::{local_time, ReadReply};
 
 async fn remaining(app: &TestApp, key: &str, department: i64, days: i64, time: &str) -> i64 {
     let day = crate::helpers::day_ahead(days);
-    let listing = expect_status(
-        app.get(&format!("/departments/{department}/availability?startDate={day}&endDate={day}&includeUnavailable=true"), key).await,
-        StatusCode::OK,
-    )
-    .await;
-    listing["availability"][0]["slots"]
-        .as_array()
-        .unwrap()
+    let listing: Availability = app
+        .get(&format!("/departments/{department}/availability?startDate={day}&endDate={day}&includeUnavailable=true"), key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    listing
+        .availability
         .iter()
-        .find(|s| s["time"] == time)
-        .and_then(|s| s["remaining"].as_i64())
-        .expect("slot listed")
+        .flat_map(|listed| &listed.slots)
+        .find(|slot| local_time(slot) == time)
+        .map(|slot| slot.remaining)
+        .unwrap_or_else(|| panic!("{time} listed on {day}: {listing:?}"))
 }
 
 #[tokio::test]
@@ -60,12 +62,13 @@ async fn rescheduling_takes_the_new_slot_frees_the_old_and_records_the_change() 
         "new slot taken"
     );
     assert_eq!(app.balance(&key).await, 99, "a reschedule costs nothing");
-    let (payload, sequence): (Value, i32) =
-        sqlx::query_as("SELECT payload, sequence FROM events WHERE type = 'appointment.updated'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    let data: AppointmentEvent = serde_json::from_value(payload["data"].clone()).unwrap();
+    let (data, sequence): (sqlx::types::Json<AppointmentEvent>, i32) = sqlx::query_as(
+        "SELECT payload->'data', sequence FROM events WHERE type = 'appointment.updated'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let data = data.0;
     let changes = data.changes.expect("an update lists its changes");
     assert_eq!(
         changes.date_time,
@@ -152,13 +155,16 @@ async fn a_refused_reschedule_changes_nothing() {
     assert_eq!(after, original);
 
     expect_status(app.delete(&path, &key).await, StatusCode::OK).await;
-    let body = expect_error(
-        app.patch(&path, &key, &json!({"name": "Late"})).await,
-        StatusCode::CONFLICT,
-        "INVALID_STATUS_TRANSITION",
-    )
-    .await;
-    assert_eq!(body["error"]["details"]["currentStatus"], "CANCELLED");
+    let body = app
+        .patch(&path, &key, &json!({"name": "Late"}))
+        .reply()
+        .await
+        .error(StatusCode::CONFLICT, "INVALID_STATUS_TRANSITION");
+    assert_eq!(
+        body.error.detail("currentStatus"),
+        Some(&json!("CANCELLED")),
+        "{body:?}"
+    );
     expect_error(
         app.patch("/appointments/987654", &key, &json!({"name": "x"}))
             .await,

@@ -2,6 +2,10 @@
 //! time each, and availability per worker that says exactly what POST accepts.
 
 use futures::future::join_all;
+use moncreneau::events::Envelope;
+use moncreneau::routes::appointments::json::{
+    Appointment, AppointmentChanges, AppointmentEvent, AppointmentPage, Change,
+};
 use moncreneau::routes::availability::json::{Availability, AvailabilitySlot};
 use moncreneau::routes::departments::json::{Department, DepartmentUpdate};
 use moncreneau::routes::events::json::EventPage;
@@ -13,7 +17,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{day_ahead, expect_status, slot, spawn_app, TestApp};
-use crate::typed::{local_time, read, ReadReply, WithId};
+use crate::typed::{local_time, read, ErrorBody, ReadReply};
 
 fn workers_path(department: i64) -> String {
     format!("/departments/{department}/workers")
@@ -52,13 +56,12 @@ async fn booked_id(
     date_time: &str,
     worker: Option<i64>,
 ) -> i64 {
-    let body = expect_status(
-        book_with(app, key, department, date_time, worker).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    assert_eq!(body["workerId"], json!(worker), "{body}");
-    body["id"].as_i64().expect("appointment id")
+    let booked: Appointment = book_with(app, key, department, date_time, worker)
+        .reply()
+        .await
+        .json(StatusCode::CREATED);
+    assert_eq!(booked.worker_id, worker, "{booked:?}");
+    booked.id
 }
 
 /// Asserts a 409 `SLOT_NOT_AVAILABLE` with its reason.
@@ -466,23 +469,24 @@ async fn twenty_simultaneous_bookings_of_one_workers_slot_give_one() {
 
     let (app_ref, key_ref, at_ref) = (&app, &key, &at);
     let results = join_all((0..20).map(|_| async move {
-        let response = book_with(app_ref, key_ref, department, at_ref, Some(worker)).await;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        (status, body)
+        book_with(app_ref, key_ref, department, at_ref, Some(worker))
+            .reply()
+            .await
     }))
     .await;
 
     let created = results
         .iter()
-        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .filter(|reply| reply.status == StatusCode::CREATED)
         .count();
     let busy = results
         .iter()
-        .filter(|(s, b)| {
-            *s == StatusCode::CONFLICT
-                && b["error"]["code"] == "SLOT_NOT_AVAILABLE"
-                && b["error"]["details"]["reason"] == "WORKER_BUSY"
+        .filter(|reply| {
+            reply.status == StatusCode::CONFLICT && {
+                let body: ErrorBody = reply.parse();
+                body.error.code == "SLOT_NOT_AVAILABLE"
+                    && body.error.detail("reason") == Some(&json!("WORKER_BUSY"))
+            }
         })
         .count();
     assert_eq!((created, busy), (1, 19), "{results:?}");
@@ -584,10 +588,10 @@ async fn a_move_into_the_workers_busy_time_is_refused_and_a_cancellation_frees_t
     )
     .await;
     cancel(&app, &key, other).await;
-    let kept = expect_status(app.get(&path, &key).await, StatusCode::OK).await;
+    let kept: Appointment = app.get(&path, &key).reply().await.json(StatusCode::OK);
     assert_eq!(
-        (kept["dateTime"].as_str(), kept["workerId"].as_i64()),
-        (Some(&*eleven), Some(worker))
+        (kept.date_time.as_str(), kept.worker_id),
+        (&*eleven, Some(worker))
     );
     let after = app.footprint().await;
     assert_eq!(
@@ -597,21 +601,20 @@ async fn a_move_into_the_workers_busy_time_is_refused_and_a_cancellation_frees_t
     );
 
     // Moving with another worker takes that worker's time; the event says who changed.
-    let moved = expect_status(
-        app.patch(
+    let moved: Appointment = app
+        .patch(
             &path,
             &key,
             &json!({"dateTime": ten, "workerId": colleague}),
         )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+        .reply()
+        .await
+        .json(StatusCode::OK);
     assert_eq!(
-        (moved["dateTime"].as_str(), moved["workerId"].as_i64()),
-        (Some(&*ten), Some(colleague))
+        (moved.date_time.as_str(), moved.worker_id),
+        (&*ten, Some(colleague))
     );
-    let changes: Value = sqlx::query_scalar(
+    let changes: sqlx::types::Json<AppointmentChanges> = sqlx::query_scalar(
         "SELECT payload->'data'->'changes' FROM events
           WHERE appointment_id = $1 AND type = 'appointment.updated'",
     )
@@ -620,26 +623,28 @@ async fn a_move_into_the_workers_busy_time_is_refused_and_a_cancellation_frees_t
     .await
     .unwrap();
     assert_eq!(
-        changes["workerId"],
-        json!({"from": worker, "to": colleague})
+        changes.0.worker_id,
+        Some(Change {
+            from: Some(worker),
+            to: Some(colleague)
+        })
     );
 
     // Once its 10:00 appointment is cancelled, the worker takes 10:00 again.
     cancel(&app, &key, held).await;
     let back = booked_id(&app, &key, department, &slot(2, "12:00"), Some(worker)).await;
-    let moved = expect_status(
-        app.patch(
+    let moved: Appointment = app
+        .patch(
             &format!("/appointments/{back}"),
             &key,
             &json!({"dateTime": ten}),
         )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+        .reply()
+        .await
+        .json(StatusCode::OK);
     assert_eq!(
-        (moved["dateTime"].as_str(), moved["workerId"].as_i64()),
-        (Some(&*ten), Some(worker)),
+        (moved.date_time.as_str(), moved.worker_id),
+        (&*ten, Some(worker)),
         "a move keeps the worker"
     );
 
@@ -650,13 +655,12 @@ async fn a_move_into_the_workers_busy_time_is_refused_and_a_cancellation_frees_t
     )
     .await;
     let back_path = format!("/appointments/{back}");
-    let edited = expect_status(
-        app.patch(&back_path, &key, &json!({"notes": "Bring the form"}))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(edited["workerId"], worker);
+    let edited: Appointment = app
+        .patch(&back_path, &key, &json!({"notes": "Bring the form"}))
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(edited.worker_id, Some(worker));
     app.patch(&back_path, &key, &json!({"dateTime": slot(2, "13:00")}))
         .reply()
         .await
@@ -829,30 +833,24 @@ async fn appointments_and_their_events_carry_the_worker() {
     let with = booked_id(&app, &key, department, &slot(2, "10:00"), Some(worker)).await;
     let without = booked_id(&app, &key, department, &slot(2, "10:00"), None).await;
 
-    let read = expect_status(
-        app.get(&format!("/appointments/{with}"), &key).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(read["workerId"], worker);
-    let read = expect_status(
-        app.get(&format!("/appointments/{without}"), &key).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(read["workerId"], Value::Null, "null when nobody was named");
-    let page = expect_status(
-        app.get(&format!("/appointments?workerId={worker}"), &key)
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    let ids: Vec<i64> = page["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_i64().unwrap())
-        .collect();
+    let read: Appointment = app
+        .get(&format!("/appointments/{with}"), &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(read.worker_id, Some(worker));
+    let read: Appointment = app
+        .get(&format!("/appointments/{without}"), &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(read.worker_id, None, "null when nobody was named");
+    let page: AppointmentPage = app
+        .get(&format!("/appointments?workerId={worker}"), &key)
+        .reply()
+        .await
+        .json(StatusCode::OK);
+    let ids: Vec<i64> = page.content.iter().map(|a| a.id).collect();
     assert_eq!(ids, vec![with], "the worker filter");
 
     let events: EventPage = app
@@ -860,16 +858,25 @@ async fn appointments_and_their_events_carry_the_worker() {
         .reply()
         .await
         .json(StatusCode::OK);
-    // An event is its stored payload, untyped on the wire (`Event` wraps the JSON as sent).
+    // An event is its stored payload, untyped on the wire (`Event` wraps the JSON as sent): it
+    // is read into the envelope and appointment event the server wrote it from.
+    let objects: Vec<Appointment> = events
+        .content
+        .into_iter()
+        .map(|event| {
+            let event: Envelope<AppointmentEvent> = serde_json::from_value(event.0)
+                .unwrap_or_else(|error| panic!("not an appointment event: {error}"));
+            event.data.object.appointment
+        })
+        .collect();
     let worker_of = |id: i64| {
-        events
-            .content
+        objects
             .iter()
-            .find(|event| event.0["data"]["object"]["id"] == id)
-            .map(|event| event.0["data"]["object"]["workerId"].clone())
+            .find(|appointment| appointment.id == id)
+            .map(|appointment| appointment.worker_id)
     };
-    assert_eq!(worker_of(with), Some(json!(worker)));
-    assert_eq!(worker_of(without), Some(Value::Null));
+    assert_eq!(worker_of(with), Some(Some(worker)));
+    assert_eq!(worker_of(without), Some(None));
 }
 
 /// A live appointment of the model: its slot index on the grid and its worker.
@@ -940,7 +947,7 @@ async fn availability_per_worker_is_exactly_what_booking_accepts_over_random_seq
                     let expected = model.remaining(slot, worker, None) > 0;
                     let response = book_with(&app, &key, department, &at(slot), worker).await;
                     if expected {
-                        let body: WithId = read(response).await.json(StatusCode::CREATED);
+                        let body: Appointment = read(response).await.json(StatusCode::CREATED);
                         model.booked.push(Booked {
                             id: body.id,
                             slot,
@@ -1034,7 +1041,7 @@ async fn assert_availability_is_bookability(
             );
             let response = book_with(app, key, department, &slot_time(GRID[index]), *worker).await;
             if remaining > 0 {
-                let probe: WithId = read(response).await.json(StatusCode::CREATED);
+                let probe: Appointment = read(response).await.json(StatusCode::CREATED);
                 cancel(app, key, probe.id).await;
             } else {
                 let reason = if worker.is_some() && model.remaining(index, None, None) > 0 {
