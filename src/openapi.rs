@@ -32,7 +32,9 @@ pub fn generate() -> anyhow::Result<String> {
         for (path, item) in paths.entries() {
             let target = target.entry(&format!("{PREFIX}{path}"));
             for (method, operation) in item.entries() {
-                target.insert(method, operation.clone());
+                let mut operation = operation.clone();
+                operation.open_security();
+                target.insert(method, operation);
             }
         }
     }
@@ -125,6 +127,19 @@ pub fn documented() -> OpenApi {
     api
 }
 
+/// The extension that marks an operation reached without credentials until [`generate`] writes
+/// it as `"security": []`: aide leaves an empty `security` out, which would put the document's
+/// key requirement back on the operation.
+const NO_CREDENTIALS: &str = "x-moncreneau-no-credentials";
+
+/// Marks an operation as reached without any credential (`"security": []` in the spec).
+pub fn without_credentials(operation: &mut Operation) {
+    operation.security.clear();
+    operation
+        .extensions
+        .insert(NO_CREDENTIALS.to_owned(), serde_json::Value::Bool(true));
+}
+
 /// Adds the response of status `code` as a reference to `components/responses/{name}`.
 pub fn refer_response(operation: &mut Operation, code: u16, name: &str) {
     operation
@@ -213,6 +228,18 @@ impl Json {
             }
         };
         &mut entries[index].1
+    }
+
+    /// An operation marked by [`without_credentials`] gets `"security": []` where the mark was.
+    fn open_security(&mut self) {
+        if let Json::Object(entries) = self {
+            for (key, value) in entries.iter_mut() {
+                if key == NO_CREDENTIALS {
+                    *key = "security".to_owned();
+                    *value = Json::Array(Vec::new());
+                }
+            }
+        }
     }
 
     /// Sets `key`, in place when present, appended otherwise.

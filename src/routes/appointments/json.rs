@@ -510,20 +510,35 @@ impl AppointmentPage {
     }
 }
 
-/// What a check-in address shows of the appointment: enough to recognise the visit, nothing of
-/// the contact details. (Its schema, `CheckInTicket`, is in `openapi/base.json` with its route.)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What the check-in address shows: enough to recognise the visit, no contact details.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckInTicket {
     pub id: i64,
     pub department_id: i64,
     pub department: DepartmentRef,
+    /// Local start in the department's zone, YYYY-MM-DDTHH:MM:SS (no offset).
+    #[schemars(
+        extend("pattern" = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"),
+        example = &"2026-02-15T10:00:00"
+    )]
     pub date_time: String,
+    /// Local end in the department's zone, YYYY-MM-DDTHH:MM:SS (no offset).
+    #[schemars(
+        extend("pattern" = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"),
+        example = &"2026-02-15T10:15:00"
+    )]
     pub end_date_time: String,
+    /// IANA zone of `dateTime` and `endDateTime`.
     pub timezone: String,
+    /// Start instant, RFC 3339 UTC
+    #[schemars(extend("format" = "date-time"))]
     pub starts_at: String,
+    /// End instant, RFC 3339 UTC
+    #[schemars(extend("format" = "date-time"))]
     pub ends_at: String,
     pub status: Status,
+    #[schemars(length(min = 1, max = 200))]
     pub name: String,
 }
 
