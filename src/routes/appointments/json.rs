@@ -22,7 +22,7 @@ use crate::domain::text::{self, TextError};
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::extract::{date_param, QueryParameters};
 use crate::openapi::refer_parameter;
-use crate::routes::pagination::{PageQuery, PageRequest};
+use crate::routes::pagination::{Listed, Page, PageQuery, PageRequest};
 use crate::store::appointments::{AppointmentRow, Filters, Sort};
 
 /// The department an appointment is in.
@@ -480,34 +480,10 @@ impl AppointmentCancel {
 }
 
 /// A page of appointments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppointmentPage {
-    pub content: Vec<Appointment>,
-    /// 0-based page number
-    #[schemars(range(min = 0))]
-    pub page: i64,
-    #[schemars(range(min = 1, max = 100))]
-    pub size: i64,
-    #[schemars(range(min = 0))]
-    pub total_elements: i64,
-    #[schemars(range(min = 0))]
-    pub total_pages: i64,
-    pub last: bool,
-}
+pub type AppointmentPage = Page<Appointment>;
 
-impl AppointmentPage {
-    pub fn new(page: PageRequest, content: Vec<Appointment>, total: i64) -> Self {
-        let total_pages = page.total_pages(total);
-        Self {
-            content,
-            page: page.page,
-            size: page.size,
-            total_elements: total,
-            total_pages,
-            last: page.page + 1 >= total_pages,
-        }
-    }
+impl Listed for Appointment {
+    const PAGE_DESCRIPTION: &'static str = "A page of appointments.";
 }
 
 /// What the check-in address shows: enough to recognise the visit, no contact details.
