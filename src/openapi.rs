@@ -259,6 +259,7 @@ pub fn documented() -> OpenApi {
             &mut item.patch,
         ];
         for operation in operations.into_iter().flatten() {
+            describe_scope(operation);
             // Only API keys are counted (the operator's token is not rate-limited).
             let counted = operation
                 .security
@@ -308,6 +309,34 @@ pub fn without_credentials(operation: &mut Operation) {
     operation
         .extensions
         .insert(NO_CREDENTIALS.to_owned(), serde_json::Value::Bool(true));
+}
+
+/// The sentence that opens the description of an operation requiring `scope`.
+fn scope_sentence(scope: &str) -> String {
+    if scope == "api:admin" {
+        "Scope `api:admin`.".to_owned()
+    } else {
+        format!("Scope `{scope}` (or `api:admin`).")
+    }
+}
+
+/// Opens the description of an operation with the scope its `Authorized<S>` extractor states
+/// (`x-required-scope`), unless the handler's docs already open with a scope (a test checks
+/// that such a sentence says the same).
+fn describe_scope(operation: &mut Operation) {
+    let Some(scope) = operation
+        .extensions
+        .get("x-required-scope")
+        .and_then(|scope| scope.as_str())
+    else {
+        return;
+    };
+    let sentence = scope_sentence(scope);
+    operation.description = match operation.description.take() {
+        Some(text) if text.starts_with("Scope `") => Some(text),
+        Some(text) => Some(format!("{sentence} {text}")),
+        None => Some(sentence),
+    };
 }
 
 /// Adds the response of status `code` as a reference to `components/responses/{name}`.
@@ -536,6 +565,28 @@ mod tests {
             "openapi.json differs from what the code generates: \
              run `cargo run -- openapi > openapi.json` and commit the result"
         );
+    }
+
+    /// Where a handler's docs state a scope, it is the one its extractor requires.
+    #[test]
+    fn a_scope_written_in_a_description_is_the_required_one() {
+        let api = serde_json::to_value(documented()).unwrap();
+        let mut checked = 0;
+        for (path, item) in api["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let Some(scope) = operation["x-required-scope"].as_str() else {
+                    continue;
+                };
+                let description = operation["description"].as_str().unwrap_or_default();
+                let sentence = scope_sentence(scope);
+                assert!(
+                    description.starts_with(&sentence),
+                    "{method} {path} requires {scope} but its description reads {description:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 30, "only {checked} operations require a scope");
     }
 
     #[test]
