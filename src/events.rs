@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use chrono::Utc;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::PgConnection;
 
 use crate::domain::datetime::format_instant;
@@ -122,17 +122,88 @@ pub fn narrowed_schema<D: JsonSchema + Serialize>(
     example: &Envelope<D>,
 ) -> Schema {
     let data: Value = generator.subschema_for::<D>().into();
+    event_type_schema(kind, description, data, None, example)
+}
+
+/// The schema of an appointment event type: `Event` narrowed to its `type` and `data` (given
+/// whole, as each type extends the appointment differently), with its `sequence` required.
+pub fn appointment_event_schema<D: Serialize>(
+    kind: &str,
+    description: &str,
+    data: Value,
+    example: &Envelope<D>,
+) -> Schema {
+    let sequence = json!({"type": "integer", "minimum": 1});
+    event_type_schema(kind, description, data, Some(sequence), example)
+}
+
+fn event_type_schema<D: Serialize>(
+    kind: &str,
+    description: &str,
+    data: Value,
+    sequence: Option<Value>,
+    example: &Envelope<D>,
+) -> Schema {
     let example = serde_json::to_value(example).unwrap_or_default();
+    let (required, sequence) = match sequence {
+        Some(sequence) => (json!(["type", "sequence", "data"]), sequence),
+        None => (json!(["type", "data"]), Value::Bool(false)),
+    };
     json_schema!({
         "description": description,
         "allOf": [
             {"$ref": "#/components/schemas/Event"},
             {
                 "type": "object",
-                "required": ["type", "data"],
-                "properties": {"type": {"const": kind}, "data": data, "sequence": false},
+                "required": required,
+                "properties": {"type": {"const": kind}, "sequence": sequence, "data": data},
             },
         ],
+        "examples": [example],
+    })
+}
+
+/// The schema `Event`: the envelope every type shares, its `data` left open (each type's own
+/// schema narrows it). `example` is an event as delivered.
+pub fn envelope_schema<D: Serialize>(example: &Envelope<D>) -> Schema {
+    let example = serde_json::to_value(example).unwrap_or_default();
+    json_schema!({
+        "type": "object",
+        "description": "An event, exactly as delivered to webhooks and listed by `/events`. The body of each type is detailed under `webhooks` (AppointmentCreatedEvent, AppointmentUpdatedEvent, AppointmentCancelledEvent, AppointmentValidatedEvent, AppointmentNoShowEvent, CreditsLowEvent, CreditsDepletedEvent, WebhookTestEvent).",
+        "required": ["id", "type", "created", "livemode", "data"],
+        "properties": {
+            "id": {
+                "type": "string",
+                "pattern": "^evt_[A-Za-z0-9]{24}$",
+                "description": "Unique per event, and the same on every delivery attempt of it (also sent as `webhook-id`): deduplicate on it.",
+                "examples": ["evt_Qw3Er5Ty7Ui9Op1As3Df5Gh7"],
+            },
+            "type": {"$ref": "#/components/schemas/EventType"},
+            "created": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the change happened, RFC 3339 UTC to the second (`YYYY-MM-DDTHH:MM:SSZ`).",
+                "examples": ["2026-01-21T14:30:00Z"],
+            },
+            "livemode": {"type": "boolean"},
+            "sequence": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Appointment events only: the appointment's change counter (1 at booking, +1 at each change). Deliveries may arrive out of order or more than once: ignore an event whose sequence is not above the last one processed for that appointment.",
+            },
+            "data": {
+                "type": "object",
+                "description": "`object` is the subject of the event; `changes` is present on `appointment.updated` only.",
+                "required": ["object"],
+                "properties": {
+                    "object": {
+                        "type": "object",
+                        "description": "The subject after the change: the Appointment (plus `creditsUsed` on `appointment.created`, `creditsRefunded` on `appointment.cancelled`), a CreditsEventObject or a WebhookTestObject.",
+                    },
+                    "changes": {"$ref": "#/components/schemas/AppointmentChanges"},
+                },
+            },
+        },
         "examples": [example],
     })
 }

@@ -1,7 +1,7 @@
 //! Extractors that answer bad input in the contract's error format instead of axum's plain text.
 
 use aide::generate::GenContext;
-use aide::openapi::Operation;
+use aide::openapi::{Operation, ReferenceOr};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
@@ -76,6 +76,16 @@ where
             ));
         }
         parse_json(&bytes).map(|value| OptionalJson(Some(value)))
+    }
+}
+
+/// In the spec: the body of a JSON request, not required, with the refusals of [`ApiJson`].
+impl<T: JsonSchema> aide::OperationInput for OptionalJson<T> {
+    fn operation_input(context: &mut GenContext, operation: &mut Operation) {
+        ApiJson::<T>::operation_input(context, operation);
+        if let Some(ReferenceOr::Item(body)) = &mut operation.request_body {
+            body.required = false;
+        }
     }
 }
 

@@ -11,9 +11,18 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::JsonSchema;
 
-use crate::events::{CreditsDepletedEvent, CreditsLowEvent};
+use crate::events::{
+    envelope_schema, CreditsDepletedEvent, CreditsLowEvent, APPOINTMENT_CANCELLED,
+    APPOINTMENT_CREATED, APPOINTMENT_NO_SHOW, APPOINTMENT_UPDATED, APPOINTMENT_VALIDATED,
+    CREDITS_DEPLETED, CREDITS_LOW, WEBHOOK_TEST,
+};
 use crate::routes;
+use crate::routes::appointments::json::{
+    AppointmentCancelledEvent, AppointmentCreatedEvent, AppointmentNoShowEvent,
+    AppointmentUpdatedEvent, AppointmentValidatedEvent,
+};
 use crate::routes::webhooks::json::WebhookTestEvent;
 
 /// The hand-written part of the contract.
@@ -32,7 +41,9 @@ pub fn generate() -> anyhow::Result<String> {
         for (path, item) in paths.entries() {
             let target = target.entry(&format!("{PREFIX}{path}"));
             for (method, operation) in item.entries() {
-                target.insert(method, operation.clone());
+                let mut operation = operation.clone();
+                operation.open_security();
+                target.insert(method, operation);
             }
         }
     }
@@ -45,6 +56,8 @@ pub fn generate() -> anyhow::Result<String> {
     for (name, schema) in event_schemas() {
         target.insert(&name, Json::of(&schema)?);
     }
+    let schemas = target.clone();
+    document.insert_before("webhooks", webhooks(&schemas), "components");
     Ok(serde_json::to_string_pretty(&document)? + "\n")
 }
 
@@ -56,10 +69,169 @@ fn event_schemas() -> serde_json::Map<String, serde_json::Value> {
         settings.inline_subschemas = false;
         settings.definitions_path = "#/components/schemas/".into();
     }));
-    let _ = generator.subschema_for::<CreditsLowEvent>();
-    let _ = generator.subschema_for::<CreditsDepletedEvent>();
-    let _ = generator.subschema_for::<WebhookTestEvent>();
-    generator.take_definitions(true)
+    for (_, _, add) in event_types() {
+        let _ = add(&mut generator);
+    }
+    let mut definitions = generator.take_definitions(true);
+    let example = AppointmentCreatedEvent::example();
+    definitions.insert("Event".to_owned(), envelope_schema(&example).into());
+    definitions
+}
+
+/// Adds the schema of a type to a generator, by reference.
+type AddSchema = fn(&mut SchemaGenerator) -> schemars::Schema;
+
+/// Every event type a webhook receives, with the name of its schema and how to add it.
+fn event_types() -> [(&'static str, String, AddSchema); 8] {
+    fn entry<T: JsonSchema>(kind: &'static str) -> (&'static str, String, AddSchema) {
+        (kind, T::schema_name().into_owned(), |generator| {
+            generator.subschema_for::<T>()
+        })
+    }
+    [
+        entry::<AppointmentCreatedEvent>(APPOINTMENT_CREATED),
+        entry::<AppointmentUpdatedEvent>(APPOINTMENT_UPDATED),
+        entry::<AppointmentCancelledEvent>(APPOINTMENT_CANCELLED),
+        entry::<AppointmentValidatedEvent>(APPOINTMENT_VALIDATED),
+        entry::<AppointmentNoShowEvent>(APPOINTMENT_NO_SHOW),
+        entry::<CreditsLowEvent>(CREDITS_LOW),
+        entry::<CreditsDepletedEvent>(CREDITS_DEPLETED),
+        entry::<WebhookTestEvent>(WEBHOOK_TEST),
+    ]
+}
+
+/// What every delivery does, whatever its type (the second part of each webhook's description).
+const DELIVERY: &str = r#"- **Request.** `POST` of the event body to the webhook `url`, `Content-Type: application/json`, `User-Agent: Moncreneau-Webhooks/<server version>`, one timeout, MONCRENEAU_WEBHOOK_TIMEOUT_MS (default 10 s), for the whole attempt: connecting, the answer's status and headers, and reading its body. Redirects are not followed (a 3xx is a failure).
+- **Body bytes.** Laid out like Python's `json.dumps` with default arguments: `", "` and `": "` separators, non-ASCII characters escaped as `\uXXXX` (UTF-16 surrogate pairs beyond the BMP), so the official SDK helper, which re-serializes the parsed body, computes the same bytes and verifies. Verifying over the raw body is always safe.
+- **Signatures.** `X-Moncreneau-Signature: sha256=<hex>` and `X-Webhook-Signature: <hex>`: HMAC-SHA256 of the raw body keyed with the whole secret string (`whsec_…` included), lower-case hex. `webhook-id`, `webhook-timestamp` and `webhook-signature` follow Standard Webhooks: `webhook-signature` is a space-separated list of `v1,<base64>` entries, each the HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` keyed with the base64-decoded bytes after `whsec_`, one per live secret. During a secret rotation (24 hours) `X-Moncreneau-Signature-Previous` and `X-Webhook-Signature-Previous` carry the same signatures made with the previous secret, and `webhook-signature` has two entries. Compare in constant time; reject stale `webhook-timestamp` values (Standard Webhooks libraries allow 5 minutes).
+- **Answer.** The status decides, once the answer is read: at most the first 4 KiB of its body are read and none of it is stored, so a short body (or none) is best. Any 2xx read within the timeout: delivered; a 2xx whose body (up to 4 KiB) has not arrived by then counts as a timeout (`timed out reading the answer`). 410 Gone: the webhook is disabled (`active: false`, `disabledReason`), the delivery ends FAILED and queued deliveries of the webhook end FAILED without being sent. Anything else, a timeout or a connection failure: retried on MONCRENEAU_WEBHOOK_RETRY_SCHEDULE (default 5s, 1m, 5m, 30m, 2h, 6h, 12h, 24h after the 1st, 2nd, … failure), each delay with ±10 % random jitter; when the schedule is spent the delivery ends FAILED. A webhook failing for 3 days without a single success is disabled. Re-enable it with `PUT /webhooks/{id}` (`active: true`), resend with `POST /webhooks/{id}/deliveries/{delivery_id}/retry`, catch up with `GET /events`.
+- **Receivers.** `https` only, and never an address that resolves to a loopback, private, link-local, multicast, unspecified or otherwise internal or special-purpose range, checked at registration and again at each delivery after DNS resolution (the attempt fails otherwise), unless the operator sets MONCRENEAU_WEBHOOK_ALLOW_PRIVATE=true. An IPv6 address that carries an IPv4 one (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, SIIT `::ffff:0:a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, Teredo `2001::/32` by its server and its client) is judged by that IPv4; any other IPv6 address must be global unicast (`2000::/3`, documentation, benchmarking and ORCHID blocks excluded).
+- **At least once.** An event may arrive more than once (retries, a worker lost mid-attempt, manual retries) and deliveries may overlap or arrive out of order: deduplicate on the event `id` (= `webhook-id`, the same on every attempt), and drop appointment events whose `sequence` is not above the last one processed for that appointment. Answer 2xx fast and process afterwards."#;
+
+/// The document's `webhooks`: one operation per event type, receiving its schema (from
+/// `schemas`, the document's components), with the delivery's headers and answers.
+fn webhooks(schemas: &Json) -> Json {
+    let text = |value: &str| Json::String(value.to_owned());
+    let refer = |path: &str| Json::Object(vec![("$ref".to_owned(), text(path))]);
+    let object = |entries: Vec<(&str, Json)>| {
+        Json::Object(
+            entries
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value))
+                .collect(),
+        )
+    };
+    let headers = [
+        "WebhookSignatureHeader",
+        "WebhookSignatureHexHeader",
+        "WebhookPreviousSignatureHeader",
+        "WebhookPreviousSignatureHexHeader",
+        "StandardWebhookIdHeader",
+        "StandardWebhookTimestampHeader",
+        "StandardWebhookSignatureHeader",
+        "WebhookUserAgentHeader",
+    ];
+    let mut entries = Vec::new();
+    for (kind, name, _) in event_types() {
+        let schema = schemas.get(&name);
+        // The schema's description: its first sentence is the summary.
+        let sentence = match schema.and_then(|schema| schema.get("description")) {
+            Some(Json::String(description)) => description.clone(),
+            _ => String::new(),
+        };
+        let summary =
+            sentence
+                .split(". ")
+                .next()
+                .unwrap_or_default()
+                .replacen(&format!("`{kind}`"), kind, 1);
+        let example = match schema.and_then(|schema| schema.get("examples")) {
+            Some(Json::Array(examples)) => examples.first().cloned().unwrap_or(Json::Null),
+            _ => Json::Null,
+        };
+        let operation_id: String = kind
+            .split(['.', '_'])
+            .map(|word| {
+                let mut letters = word.chars();
+                letters.next().map_or_else(String::new, |first| {
+                    first.to_uppercase().chain(letters).collect()
+                })
+            })
+            .collect();
+        let mut parameters = vec![object(vec![
+            ("name", text("X-Moncreneau-Event")),
+            ("in", text("header")),
+            ("required", Json::Bool(true)),
+            ("description", text("The event type.")),
+            ("schema", object(vec![("const", text(kind))])),
+            ("example", text(kind)),
+        ])];
+        parameters.extend(
+            headers
+                .iter()
+                .map(|header| refer(&format!("#/components/parameters/{header}"))),
+        );
+        let body = object(vec![
+            ("required", Json::Bool(true)),
+            (
+                "description",
+                text("The event, its bytes laid out like Python's `json.dumps`."),
+            ),
+            (
+                "content",
+                object(vec![(
+                    "application/json",
+                    object(vec![
+                        ("schema", refer(&format!("#/components/schemas/{name}"))),
+                        (
+                            "examples",
+                            object(vec![(
+                                &kind.replace('.', "_"),
+                                object(vec![("value", example)]),
+                            )]),
+                        ),
+                    ]),
+                )]),
+            ),
+        ]);
+        let responses = object(vec![
+            (
+                "2XX",
+                object(vec![("description", text("Delivered (the response body is ignored)."))]),
+            ),
+            (
+                "410",
+                object(vec![(
+                    "description",
+                    text("Gone: the webhook is disabled and the delivery is not retried."),
+                )]),
+            ),
+            (
+                "default",
+                object(vec![(
+                    "description",
+                    text("Any other status, a redirect, a timeout or a connection failure: retried on the schedule with ±10 % jitter (FAILED once it is spent; the webhook is disabled after 3 days without success)."),
+                )]),
+            ),
+        ]);
+        let operation = object(vec![
+            ("operationId", Json::String(format!("on{operation_id}"))),
+            ("summary", Json::String(summary)),
+            (
+                "description",
+                Json::String(format!(
+                    "{sentence}\n\nHow each delivery is made:\n\n{DELIVERY}"
+                )),
+            ),
+            ("tags", Json::Array(vec![text("webhooks")])),
+            ("security", Json::Array(Vec::new())),
+            ("parameters", Json::Array(parameters)),
+            ("requestBody", body),
+            ("responses", responses),
+        ]);
+        entries.push((kind.to_owned(), object(vec![("post", operation)])));
+    }
+    Json::Object(entries)
 }
 
 /// The operations and schemas of the routes described in code, with what every one of them
@@ -87,6 +259,7 @@ pub fn documented() -> OpenApi {
             &mut item.patch,
         ];
         for operation in operations.into_iter().flatten() {
+            describe_scope(operation);
             // Only API keys are counted (the operator's token is not rate-limited).
             let counted = operation
                 .security
@@ -123,6 +296,47 @@ pub fn documented() -> OpenApi {
         }
     }
     api
+}
+
+/// The extension that marks an operation reached without credentials until [`generate`] writes
+/// it as `"security": []`: aide leaves an empty `security` out, which would put the document's
+/// key requirement back on the operation.
+const NO_CREDENTIALS: &str = "x-moncreneau-no-credentials";
+
+/// Marks an operation as reached without any credential (`"security": []` in the spec).
+pub fn without_credentials(operation: &mut Operation) {
+    operation.security.clear();
+    operation
+        .extensions
+        .insert(NO_CREDENTIALS.to_owned(), serde_json::Value::Bool(true));
+}
+
+/// The sentence that opens the description of an operation requiring `scope`.
+fn scope_sentence(scope: &str) -> String {
+    if scope == "api:admin" {
+        "Scope `api:admin`.".to_owned()
+    } else {
+        format!("Scope `{scope}` (or `api:admin`).")
+    }
+}
+
+/// Opens the description of an operation with the scope its `Authorized<S>` extractor states
+/// (`x-required-scope`), unless the handler's docs already open with a scope (a test checks
+/// that such a sentence says the same).
+fn describe_scope(operation: &mut Operation) {
+    let Some(scope) = operation
+        .extensions
+        .get("x-required-scope")
+        .and_then(|scope| scope.as_str())
+    else {
+        return;
+    };
+    let sentence = scope_sentence(scope);
+    operation.description = match operation.description.take() {
+        Some(text) if text.starts_with("Scope `") => Some(text),
+        Some(text) => Some(format!("{sentence} {text}")),
+        None => Some(sentence),
+    };
 }
 
 /// Adds the response of status `code` as a reference to `components/responses/{name}`.
@@ -213,6 +427,32 @@ impl Json {
             }
         };
         &mut entries[index].1
+    }
+
+    /// An operation marked by [`without_credentials`] gets `"security": []` where the mark was.
+    fn open_security(&mut self) {
+        if let Json::Object(entries) = self {
+            for (key, value) in entries.iter_mut() {
+                if key == NO_CREDENTIALS {
+                    *key = "security".to_owned();
+                    *value = Json::Array(Vec::new());
+                }
+            }
+        }
+    }
+
+    /// Sets `key`, in place when present, otherwise just before `before` (appended when that is
+    /// absent too).
+    fn insert_before(&mut self, key: &str, value: Json, before: &str) {
+        if self.get(key).is_none() {
+            if let Json::Object(entries) = self {
+                if let Some(index) = entries.iter().position(|(k, _)| k == before) {
+                    entries.insert(index, (key.to_owned(), value));
+                    return;
+                }
+            }
+        }
+        self.insert(key, value);
     }
 
     /// Sets `key`, in place when present, appended otherwise.
@@ -325,6 +565,28 @@ mod tests {
             "openapi.json differs from what the code generates: \
              run `cargo run -- openapi > openapi.json` and commit the result"
         );
+    }
+
+    /// Where a handler's docs state a scope, it is the one its extractor requires.
+    #[test]
+    fn a_scope_written_in_a_description_is_the_required_one() {
+        let api = serde_json::to_value(documented()).unwrap();
+        let mut checked = 0;
+        for (path, item) in api["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let Some(scope) = operation["x-required-scope"].as_str() else {
+                    continue;
+                };
+                let description = operation["description"].as_str().unwrap_or_default();
+                let sentence = scope_sentence(scope);
+                assert!(
+                    description.starts_with(&sentence),
+                    "{method} {path} requires {scope} but its description reads {description:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 30, "only {checked} operations require a scope");
     }
 
     #[test]

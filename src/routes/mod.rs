@@ -36,7 +36,6 @@ pub fn documented() -> ApiRouter<AppState> {
 pub fn router() -> Router<AppState> {
     let api = Router::new()
         .merge(Router::from(documented()))
-        .merge(appointments::check_in_router())
         .merge(docs::router())
         .merge(health::router());
     Router::new()

@@ -1,7 +1,7 @@
 //! The contract's page shape: `{content, page, size, totalElements, totalPages, last}`.
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::{JsonSchema, Schema};
+use serde::{Deserialize, Serialize};
 
 use aide::generate::GenContext;
 use aide::openapi::Operation;
@@ -77,16 +77,48 @@ impl PageRequest {
     pub fn total_pages(self, total: i64) -> i64 {
         (total + self.size - 1) / self.size
     }
+}
 
-    pub fn respond(self, content: Vec<Value>, total: i64) -> Value {
-        let total_pages = self.total_pages(total);
-        json!({
-            "content": content,
-            "page": self.page,
-            "size": self.size,
-            "totalElements": total,
-            "totalPages": total_pages,
-            "last": self.page + 1 >= total_pages,
-        })
+/// What the contract lists by page, and how its page is described.
+pub trait Listed: JsonSchema {
+    /// The description of the page's schema (`{name}Page`).
+    const PAGE_DESCRIPTION: &'static str;
+}
+
+/// One page of a listing. Its schema is named after the listed type (`AppointmentPage`,
+/// `EventPage`, …) and described by it (see [`Listed`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "{T}Page", transform = describe_page::<T>)]
+pub struct Page<T: Listed> {
+    pub content: Vec<T>,
+    /// 0-based page number
+    #[schemars(range(min = 0))]
+    pub page: i64,
+    #[schemars(range(min = 1, max = 100))]
+    pub size: i64,
+    #[schemars(range(min = 0))]
+    pub total_elements: i64,
+    #[schemars(range(min = 0))]
+    pub total_pages: i64,
+    pub last: bool,
+}
+
+impl<T: Listed> Page<T> {
+    /// The page `request` of `total` elements, holding `content`.
+    pub fn new(request: PageRequest, content: Vec<T>, total: i64) -> Self {
+        let total_pages = request.total_pages(total);
+        Self {
+            content,
+            page: request.page,
+            size: request.size,
+            total_elements: total,
+            total_pages,
+            last: request.page + 1 >= total_pages,
+        }
     }
+}
+
+fn describe_page<T: Listed>(schema: &mut Schema) {
+    schema.insert("description".to_owned(), T::PAGE_DESCRIPTION.into());
 }

@@ -1,5 +1,6 @@
 //! Operations: health, readiness, request ids, fallbacks, and the spec file.
 
+use moncreneau::domain::keys::Scope;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -127,40 +128,53 @@ async fn every_documented_operation_exists() {
     assert!(checked >= 25, "only {checked} operations documented");
 }
 
-/// Every route the code registers is documented in openapi.json.
-#[test]
-fn every_served_route_is_documented() {
+/// Each operation that states a scope in the spec (`x-required-scope`, written by the
+/// operation's own `Authorized<S>` extractor) refuses a key holding every other scope, naming
+/// that scope, and writes nothing. The spec is the only table of scopes.
+#[tokio::test]
+async fn each_operation_refuses_a_key_without_the_scope_it_states() {
+    let app = spawn_app().await;
     let spec: Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
-    let documented = spec["paths"].as_object().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
-    let mut sources = vec![root.clone()];
-    let mut served = Vec::new();
-    while let Some(path) = sources.pop() {
-        if path.is_dir() {
-            sources.extend(
-                std::fs::read_dir(&path)
-                    .unwrap()
-                    .map(|entry| entry.unwrap().path()),
-            );
+    // For each scope, a key holding every other scope but `api:admin` (which implies them all).
+    let mut keys = std::collections::HashMap::new();
+    for scope in Scope::ALL.map(Scope::as_str) {
+        let others: Vec<&str> = Scope::ALL
+            .map(Scope::as_str)
+            .into_iter()
+            .filter(|other| *other != scope && *other != "api:admin")
+            .collect();
+        keys.insert(scope, app.create_key(&others).await);
+    }
+    let before = app.footprint().await;
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let Some(path) = path.strip_prefix("/api/v1") else {
             continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        // `.api_route(` registers a route described in code (its operation is generated).
-        let routes = text
-            .match_indices(".route(")
-            .chain(text.match_indices(".api_route("));
-        for (index, _) in routes {
-            served.push(text[index..].split('"').nth(1).unwrap().to_owned());
+        };
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(scope) = operation["x-required-scope"].as_str() else {
+                continue;
+            };
+            // The scope is checked before the path, the query or the body is read.
+            let concrete = path
+                .replace("{id}", "1")
+                .replace("{workerId}", "1")
+                .replace("{delivery_id}", "dlv_1");
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let body = serde_json::json!({});
+            let response = app
+                .request(method.clone(), &concrete, &keys[scope], Some(&body))
+                .await;
+            let refused = expect_error(response, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE").await;
+            assert_eq!(
+                refused["error"]["details"]["requiredScope"], scope,
+                "{method} {path}"
+            );
+            checked += 1;
         }
     }
-    assert!(served.len() >= 15, "found {served:?}");
-    for route in served {
-        let path = format!("/api/v1{route}");
-        assert!(
-            documented.contains_key(&path),
-            "{path} is served but not in openapi.json"
-        );
-    }
+    assert!(checked >= 30, "only {checked} operations state a scope");
+    assert_eq!(app.footprint().await, before);
 }
 
 #[tokio::test]

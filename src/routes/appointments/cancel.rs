@@ -1,9 +1,7 @@
 //! `DELETE /appointments/{id}`: cancels, refunding the credit when cancelled before the start.
 
-use aide::generate::GenContext;
-use aide::openapi::{Operation, ReferenceOr};
 use aide::transform::TransformOperation;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 
@@ -12,41 +10,19 @@ use super::json::{Appointment, AppointmentCancel, AppointmentEvent};
 use crate::auth::{scope, Authorized};
 use crate::domain::appointment::cancellation_refunds;
 use crate::domain::status::Status;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, OptionalJson};
+use crate::error::ApiResult;
+use crate::extract::{ApiPath, OptionalJson};
 use crate::metrics;
 use crate::openapi::refer_response;
 use crate::state::AppState;
 use crate::store::appointments as store;
-
-/// The optional body of a cancellation: no body at all is no reason.
-pub struct CancelBody(Option<AppointmentCancel>);
-
-impl<S: Send + Sync> FromRequest<S> for CancelBody {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let OptionalJson(body) = OptionalJson::from_request(request, state).await?;
-        Ok(Self(body))
-    }
-}
-
-/// In the spec: the body of a JSON request, not required.
-impl aide::OperationInput for CancelBody {
-    fn operation_input(context: &mut GenContext, operation: &mut Operation) {
-        ApiJson::<AppointmentCancel>::operation_input(context, operation);
-        if let Some(ReferenceOr::Item(body)) = &mut operation.request_body {
-            body.required = false;
-        }
-    }
-}
 
 /// Cancels an appointment. Cancelling it again answers it again, refunding nothing.
 pub async fn cancel(
     auth: Authorized<scope::AppointmentsCancel>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
-    CancelBody(body): CancelBody,
+    OptionalJson(body): OptionalJson<AppointmentCancel>,
 ) -> ApiResult<Json<Appointment>> {
     let reason = body.unwrap_or_default().reason()?;
     let public_url = &state.settings.public_url;

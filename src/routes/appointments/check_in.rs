@@ -3,6 +3,13 @@
 //! shows the ticket. The token is the appointment's own random check-in token, compared in
 //! constant time; any mismatch is the same 404 as an unknown appointment.
 
+use aide::axum::routing::get_with;
+use aide::axum::ApiRouter;
+use aide::generate::GenContext;
+use aide::openapi::{
+    MediaType, Operation, ReferenceOr, Response as ResponseDoc, SchemaObject, StatusCode,
+};
+use aide::transform::TransformOperation;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -14,13 +21,32 @@ use subtle::ConstantTimeEq;
 
 use super::json::{Appointment, CheckInTicket};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiPath, ApiQuery, QueryParameters};
+use crate::openapi::{refer_parameter, refer_response, without_credentials};
 use crate::state::AppState;
 use crate::store::appointments::{self as store, not_found, AppointmentRow};
 
+/// The check-in routes, reached without an API key (the appointment's token is the proof).
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .api_route("/appointments/{id}/qr.svg", get_with(qr_code, qr_code_docs))
+        .api_route(
+            "/appointments/{id}/check-in",
+            get_with(check_in, check_in_docs),
+        )
+}
+
+/// The query of both routes: the appointment's check-in token.
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
     token: Option<String>,
+}
+
+/// The shared `CheckInToken` parameter.
+impl QueryParameters for TokenQuery {
+    fn document(_: &mut GenContext, operation: &mut Operation) {
+        refer_parameter(operation, "CheckInToken");
+    }
 }
 
 /// The address the QR code holds: what a phone camera opens.
@@ -77,6 +103,38 @@ pub async fn qr_code(
         .into_response())
 }
 
+fn qr_code_docs(mut op: TransformOperation) -> TransformOperation {
+    without_credentials(op.inner_mut());
+    refer_response(op.inner_mut(), 404, "NotFound");
+    // An SVG image, which no JSON type describes.
+    let image = ResponseDoc {
+        description: "The QR code.".to_owned(),
+        content: [(
+            "image/svg+xml".to_owned(),
+            MediaType {
+                schema: Some(SchemaObject {
+                    json_schema: schemars::json_schema!({"type": "string"}),
+                    external_docs: None,
+                    example: None,
+                }),
+                ..Default::default()
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    op.inner_mut()
+        .responses
+        .get_or_insert_with(Default::default)
+        .responses
+        .insert(StatusCode::Code(200), ReferenceOr::Item(image));
+    op.id("getAppointmentQrCode")
+        .summary("Check-in QR code")
+        .description("No API key: the appointment's check-in token is the proof. A QR code (SVG) whose text is the appointment's check-in address, `{MONCRENEAU_PUBLIC_URL}/api/v1/appointments/{id}/check-in?token=…`, for a phone camera at the desk. The link is the appointment's `qrCode`.")
+        .tag("appointments")
+}
+
 /// The check-in address: the ticket a QR code opens, read-only; no API key, the token is the
 /// proof. Staff record the visit with `POST /appointments/{id}/validate`.
 pub async fn check_in(
@@ -87,4 +145,14 @@ pub async fn check_in(
     let ticket = ticket(&state, id, query.token.as_deref()).await?;
     let appointment = Appointment::new(&ticket, &state.settings.public_url);
     Ok(Json(CheckInTicket::from(appointment)))
+}
+
+fn check_in_docs(mut op: TransformOperation) -> TransformOperation {
+    without_credentials(op.inner_mut());
+    refer_response(op.inner_mut(), 404, "NotFound");
+    op.id("getAppointmentCheckIn")
+        .summary("Check-in address (what the QR code opens)")
+        .description("No API key: the appointment's check-in token is the proof. Read-only: shows the visit (department, time, status, name) so the desk can recognise it; staff record the presence with `POST /appointments/{id}/validate`.")
+        .tag("appointments")
+        .response_with::<200, Json<CheckInTicket>, _>(|r| r.description("The ticket."))
 }

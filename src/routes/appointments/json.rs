@@ -20,9 +20,13 @@ use crate::domain::datetime::{format_instant, format_local, format_timestamp};
 use crate::domain::status::Status;
 use crate::domain::text::{self, TextError};
 use crate::error::{check_fields, ApiError, ApiResult, ErrorCode, FieldError};
+use crate::events::{
+    appointment_event_schema, Envelope, APPOINTMENT_CANCELLED, APPOINTMENT_CREATED,
+    APPOINTMENT_NO_SHOW, APPOINTMENT_UPDATED, APPOINTMENT_VALIDATED,
+};
 use crate::extract::{date_param, QueryParameters};
-use crate::openapi::refer_parameter;
-use crate::routes::pagination::{PageQuery, PageRequest};
+use crate::openapi::{refer_parameter, Json};
+use crate::routes::pagination::{Listed, Page, PageQuery, PageRequest};
 use crate::store::appointments::{AppointmentRow, Filters, Sort};
 
 /// The department an appointment is in.
@@ -295,6 +299,293 @@ impl AppointmentChanges {
     }
 }
 
+/// `AppointmentChanges`: its members are those of the type (each `{from, to}`), at least one.
+impl JsonSchema for AppointmentChanges {
+    fn schema_name() -> Cow<'static, str> {
+        "AppointmentChanges".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        // Every member changed once, to read the members' names as they are written.
+        let every = Self {
+            date_time: change(String::new(), "x".to_owned()),
+            name: change(String::new(), "x".to_owned()),
+            phone: change(None, Some(String::new())),
+            email: change(None, Some(String::new())),
+            notes: change(None, Some(String::new())),
+            metadata: change(Map::new(), Map::from_iter([(String::new(), Value::Null)])),
+            worker_id: change(None, Some(1)),
+        };
+        // Read in the order written (a `Value` would sort them).
+        let written = serde_json::to_string(&every).and_then(|text| serde_json::from_str(&text));
+        let names: Vec<String> = match written {
+            Ok(Json::Object(members)) => members.into_iter().map(|(name, _)| name).collect(),
+            _ => Vec::new(),
+        };
+        let example = AppointmentChanges {
+            date_time: change(
+                "2026-02-15T10:00:00".to_owned(),
+                "2026-02-16T09:30:00".to_owned(),
+            ),
+            ..Self::default()
+        };
+        json_schema!({
+            "type": "object",
+            "description": "What an update changed, member by member: only the members whose value differs, among `dateTime` (local, as in the request), `name`, `phone`, `email`, `notes`, `metadata` and `workerId`. A new `dateTime` also moves `endDateTime`, `startsAt` and `endsAt` of the object, which are not listed.",
+            "propertyNames": {"enum": names},
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["from", "to"],
+                "properties": {
+                    "from": {"description": "The value before (may be null)."},
+                    "to": {"description": "The value after (may be null)."},
+                },
+                "additionalProperties": false,
+            },
+            "examples": [example],
+        })
+    }
+}
+
+/// The contract's example event of `kind` about the example appointment, as delivered.
+fn appointment_example(
+    kind: &str,
+    id: &str,
+    created: &str,
+    sequence: i32,
+    data: AppointmentEvent,
+) -> Envelope<AppointmentEvent> {
+    Envelope {
+        id: id.to_owned(),
+        kind: kind.to_owned(),
+        created: created.to_owned(),
+        livemode: false,
+        sequence: Some(sequence),
+        data,
+    }
+}
+
+/// `data` of an appointment event whose object is the Appointment extended by `extension`
+/// (or the Appointment itself), with `changes` when given.
+fn appointment_data(
+    generator: &mut SchemaGenerator,
+    extension: Option<Value>,
+    changes: bool,
+) -> Value {
+    let appointment: Value = generator.subschema_for::<Appointment>().into();
+    let object = match extension {
+        Some(extension) => serde_json::json!({"allOf": [appointment, extension]}),
+        None => appointment,
+    };
+    let mut data = serde_json::json!({
+        "type": "object",
+        "required": ["object"],
+        "properties": {"object": object},
+    });
+    if changes {
+        let changes: Value = generator.subschema_for::<AppointmentChanges>().into();
+        data["required"] = serde_json::json!(["object", "changes"]);
+        data["properties"]["changes"] = changes;
+    }
+    data
+}
+
+/// An `appointment.created` event.
+pub struct AppointmentCreatedEvent;
+
+impl AppointmentCreatedEvent {
+    pub fn example() -> Envelope<AppointmentEvent> {
+        let mut data = AppointmentEvent::of(Appointment::example());
+        data.object.credits_used = Some(1);
+        appointment_example(
+            APPOINTMENT_CREATED,
+            "evt_Qw3Er5Ty7Ui9Op1As3Df5Gh7",
+            "2026-01-21T14:30:00Z",
+            1,
+            data,
+        )
+    }
+}
+
+impl JsonSchema for AppointmentCreatedEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "AppointmentCreatedEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let credits = serde_json::json!({
+            "type": "object",
+            "required": ["creditsUsed"],
+            "properties": {"creditsUsed": {"const": 1, "description": "Credits the booking consumed."}},
+        });
+        appointment_event_schema(
+            APPOINTMENT_CREATED,
+            "`appointment.created`: an appointment was booked (CONFIRMED). `data.object` is the Appointment plus `creditsUsed`.",
+            appointment_data(generator, Some(credits), false),
+            &Self::example(),
+        )
+    }
+}
+
+/// An `appointment.updated` event.
+pub struct AppointmentUpdatedEvent;
+
+impl AppointmentUpdatedEvent {
+    pub fn example() -> Envelope<AppointmentEvent> {
+        let before = Appointment::example();
+        let after = Appointment {
+            date_time: "2026-02-16T09:30:00".to_owned(),
+            end_date_time: "2026-02-16T09:45:00".to_owned(),
+            starts_at: "2026-02-16T09:30:00Z".to_owned(),
+            ends_at: "2026-02-16T09:45:00Z".to_owned(),
+            notes: Some("Moved by phone".to_owned()),
+            updated_at: "2026-01-21T16:05:12.345Z".to_owned(),
+            ..before.clone()
+        };
+        let changes = AppointmentChanges {
+            date_time: change(before.date_time, after.date_time.clone()),
+            notes: change(before.notes, after.notes.clone()),
+            ..AppointmentChanges::default()
+        };
+        let mut data = AppointmentEvent::of(after);
+        data.changes = Some(changes);
+        appointment_example(
+            APPOINTMENT_UPDATED,
+            "evt_Zx2Cv4Bn6Mm8Kj0Hg2Fd4Sa6",
+            "2026-01-21T16:05:12Z",
+            2,
+            data,
+        )
+    }
+}
+
+impl JsonSchema for AppointmentUpdatedEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "AppointmentUpdatedEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        appointment_event_schema(
+            APPOINTMENT_UPDATED,
+            "`appointment.updated`: a CONFIRMED appointment was rescheduled or edited (`PATCH /appointments/{id}` that changed something). `data.object` is the Appointment after the change, `data.changes` what changed.",
+            appointment_data(generator, None, true),
+            &Self::example(),
+        )
+    }
+}
+
+/// An `appointment.cancelled` event.
+pub struct AppointmentCancelledEvent;
+
+impl AppointmentCancelledEvent {
+    pub fn example() -> Envelope<AppointmentEvent> {
+        let mut data = AppointmentEvent::of(Appointment::cancelled_example());
+        data.object.credits_refunded = Some(1);
+        appointment_example(
+            APPOINTMENT_CANCELLED,
+            "evt_Pl1Ok2Ij3Uh4Yg5Tf6Rd7Es8",
+            "2026-01-22T09:00:00Z",
+            2,
+            data,
+        )
+    }
+}
+
+impl JsonSchema for AppointmentCancelledEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "AppointmentCancelledEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let refund = serde_json::json!({
+            "type": "object",
+            "required": ["creditsRefunded"],
+            "properties": {"creditsRefunded": {
+                "type": "integer",
+                "enum": [0, 1],
+                "description": "1 when cancelled before `startsAt` (the credit came back), else 0.",
+            }},
+        });
+        appointment_event_schema(
+            APPOINTMENT_CANCELLED,
+            "`appointment.cancelled`: an appointment was cancelled (cancelling it again emits nothing). `data.object` is the Appointment plus `creditsRefunded`.",
+            appointment_data(generator, Some(refund), false),
+            &Self::example(),
+        )
+    }
+}
+
+/// An `appointment.validated` event.
+pub struct AppointmentValidatedEvent;
+
+impl AppointmentValidatedEvent {
+    pub fn example() -> Envelope<AppointmentEvent> {
+        let appointment = Appointment {
+            status: Status::Completed,
+            updated_at: "2026-02-15T10:20:00.789Z".to_owned(),
+            ..Appointment::example()
+        };
+        appointment_example(
+            APPOINTMENT_VALIDATED,
+            "evt_Mn1Bv2Cx3Za4Sd5Fg6Hj7Kl8",
+            "2026-02-15T10:20:00Z",
+            2,
+            AppointmentEvent::of(appointment),
+        )
+    }
+}
+
+impl JsonSchema for AppointmentValidatedEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "AppointmentValidatedEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        appointment_event_schema(
+            APPOINTMENT_VALIDATED,
+            "`appointment.validated`: a CONFIRMED appointment became COMPLETED (`POST /appointments/{id}/validate`). `data.object` is the Appointment.",
+            appointment_data(generator, None, false),
+            &Self::example(),
+        )
+    }
+}
+
+/// An `appointment.no_show` event.
+pub struct AppointmentNoShowEvent;
+
+impl AppointmentNoShowEvent {
+    pub fn example() -> Envelope<AppointmentEvent> {
+        let appointment = Appointment {
+            status: Status::NoShow,
+            updated_at: "2026-02-15T11:00:00.012Z".to_owned(),
+            ..Appointment::example()
+        };
+        appointment_example(
+            APPOINTMENT_NO_SHOW,
+            "evt_Wq9Ea8Sd7Rf6Tg5Yh4Uj3Ik2",
+            "2026-02-15T11:00:00Z",
+            2,
+            AppointmentEvent::of(appointment),
+        )
+    }
+}
+
+impl JsonSchema for AppointmentNoShowEvent {
+    fn schema_name() -> Cow<'static, str> {
+        "AppointmentNoShowEvent".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        appointment_event_schema(
+            APPOINTMENT_NO_SHOW,
+            "`appointment.no_show`: a CONFIRMED appointment became NO_SHOW (`POST /appointments/{id}/no-show`). `data.object` is the Appointment.",
+            appointment_data(generator, None, false),
+            &Self::example(),
+        )
+    }
+}
+
 /// A booking request. Members given as null are absent.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -480,50 +771,41 @@ impl AppointmentCancel {
 }
 
 /// A page of appointments.
+pub type AppointmentPage = Page<Appointment>;
+
+impl Listed for Appointment {
+    const PAGE_DESCRIPTION: &'static str = "A page of appointments.";
+}
+
+/// What the check-in address shows: enough to recognise the visit, no contact details.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppointmentPage {
-    pub content: Vec<Appointment>,
-    /// 0-based page number
-    #[schemars(range(min = 0))]
-    pub page: i64,
-    #[schemars(range(min = 1, max = 100))]
-    pub size: i64,
-    #[schemars(range(min = 0))]
-    pub total_elements: i64,
-    #[schemars(range(min = 0))]
-    pub total_pages: i64,
-    pub last: bool,
-}
-
-impl AppointmentPage {
-    pub fn new(page: PageRequest, content: Vec<Appointment>, total: i64) -> Self {
-        let total_pages = page.total_pages(total);
-        Self {
-            content,
-            page: page.page,
-            size: page.size,
-            total_elements: total,
-            total_pages,
-            last: page.page + 1 >= total_pages,
-        }
-    }
-}
-
-/// What a check-in address shows of the appointment: enough to recognise the visit, nothing of
-/// the contact details. (Its schema, `CheckInTicket`, is in `openapi/base.json` with its route.)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckInTicket {
     pub id: i64,
     pub department_id: i64,
     pub department: DepartmentRef,
+    /// Local start in the department's zone, YYYY-MM-DDTHH:MM:SS (no offset).
+    #[schemars(
+        extend("pattern" = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"),
+        example = &"2026-02-15T10:00:00"
+    )]
     pub date_time: String,
+    /// Local end in the department's zone, YYYY-MM-DDTHH:MM:SS (no offset).
+    #[schemars(
+        extend("pattern" = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"),
+        example = &"2026-02-15T10:15:00"
+    )]
     pub end_date_time: String,
+    /// IANA zone of `dateTime` and `endDateTime`.
     pub timezone: String,
+    /// Start instant, RFC 3339 UTC
+    #[schemars(extend("format" = "date-time"))]
     pub starts_at: String,
+    /// End instant, RFC 3339 UTC
+    #[schemars(extend("format" = "date-time"))]
     pub ends_at: String,
     pub status: Status,
+    #[schemars(length(min = 1, max = 200))]
     pub name: String,
 }
 

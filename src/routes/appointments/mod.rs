@@ -12,8 +12,7 @@ use aide::axum::routing::{get_with, post_with};
 use aide::axum::ApiRouter;
 use aide::transform::TransformOperation;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 
 use self::json::Appointment;
 use crate::auth::{scope, Authorized};
@@ -45,16 +44,7 @@ pub fn router() -> ApiRouter<AppState> {
             "/appointments/{id}/no-show",
             post_with(status::no_show, status::no_show_docs),
         )
-}
-
-/// The check-in routes, reached without an API key (the appointment's token is the proof).
-/// Their operations stay hand-written in `openapi/base.json`: each says `"security": []` to
-/// lift the document's key requirement, and aide cannot write an empty `security` (it leaves
-/// the member out, which would put the requirement back); the QR code also answers SVG.
-pub fn check_in_router() -> Router<AppState> {
-    Router::new()
-        .route("/appointments/{id}/qr.svg", get(check_in::qr_code))
-        .route("/appointments/{id}/check-in", get(check_in::check_in))
+        .merge(check_in::router())
 }
 
 /// One appointment of the caller's organization and mode.

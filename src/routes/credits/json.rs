@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::datetime::format_timestamp;
 use crate::error::{check_fields, ApiError, ApiResult, FieldError};
+use crate::routes::pagination::{Listed, Page};
 use crate::store::credits::{Balance, Movement, Transaction};
 
 /// The credit balance of the caller's organization in the caller's mode.
@@ -116,20 +117,10 @@ impl CreditTransaction {
 }
 
 /// A page of the ledger, newest first.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CreditTransactionPage {
-    pub content: Vec<CreditTransaction>,
-    /// 0-based page number
-    #[schemars(range(min = 0))]
-    pub page: i64,
-    #[schemars(range(min = 1, max = 100))]
-    pub size: i64,
-    #[schemars(range(min = 0))]
-    pub total_elements: i64,
-    #[schemars(range(min = 0))]
-    pub total_pages: i64,
-    pub last: bool,
+pub type CreditTransactionPage = Page<CreditTransaction>;
+
+impl Listed for CreditTransaction {
+    const PAGE_DESCRIPTION: &'static str = "A page of the ledger, newest first.";
 }
 
 /// The settings of the credit account, as sent.

@@ -63,15 +63,8 @@ async fn transactions(
     let page = query.request()?;
     let total = store::count_transactions(&state.pool, auth.tenant).await?;
     let lines = store::transactions(&state.pool, auth.tenant, &page.limit_clause()).await?;
-    let total_pages = page.total_pages(total);
-    Ok(Json(CreditTransactionPage {
-        content: lines.into_iter().map(CreditTransaction::new).collect(),
-        page: page.page,
-        size: page.size,
-        total_elements: total,
-        total_pages,
-        last: page.page + 1 >= total_pages,
-    }))
+    let content = lines.into_iter().map(CreditTransaction::new).collect();
+    Ok(Json(CreditTransactionPage::new(page, content, total)))
 }
 
 fn transactions_docs(op: TransformOperation) -> TransformOperation {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::error::{check_fields, ApiResult, ErrorCode, FieldError};
 use crate::extract::{PathParameters, QueryParameters};
 use crate::openapi::refer_parameter;
-use crate::routes::pagination::{PageQuery, PageRequest};
+use crate::routes::pagination::{Listed, Page, PageQuery, PageRequest};
 use crate::webhooks::EVENT_TYPES;
 
 /// The query of `GET /events`.
@@ -174,33 +174,8 @@ impl Event {
 }
 
 /// A page of events, newest first.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventPage {
-    pub content: Vec<Event>,
-    /// 0-based page number
-    #[schemars(range(min = 0))]
-    pub page: i64,
-    #[schemars(range(min = 1, max = 100))]
-    pub size: i64,
-    #[schemars(range(min = 0))]
-    pub total_elements: i64,
-    #[schemars(range(min = 0))]
-    pub total_pages: i64,
-    pub last: bool,
-}
+pub type EventPage = Page<Event>;
 
-impl EventPage {
-    /// The page `page` of `total` events, holding `payloads`.
-    pub fn new(page: PageRequest, payloads: Vec<Value>, total: i64) -> Self {
-        let total_pages = page.total_pages(total);
-        Self {
-            content: payloads.into_iter().map(Event).collect(),
-            page: page.page,
-            size: page.size,
-            total_elements: total,
-            total_pages,
-            last: page.page + 1 >= total_pages,
-        }
-    }
+impl Listed for Event {
+    const PAGE_DESCRIPTION: &'static str = "A page of events, newest first.";
 }

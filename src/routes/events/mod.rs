@@ -34,7 +34,11 @@ async fn list(
     let total = store::count(&state.pool, auth.tenant, kind).await?;
     let payloads =
         store::page(&state.pool, auth.tenant, kind, &request.page.limit_clause()).await?;
-    Ok(Json(EventPage::new(request.page, payloads, total)))
+    Ok(Json(EventPage::new(
+        request.page,
+        payloads.into_iter().map(Event).collect(),
+        total,
+    )))
 }
 
 fn list_docs(op: TransformOperation) -> TransformOperation {

@@ -18,7 +18,7 @@ use crate::error::{ErrorCode, FieldError};
 use crate::events::{narrowed_schema, Envelope, WEBHOOK_TEST};
 use crate::extract::PathParameters;
 use crate::openapi::refer_parameter;
-use crate::routes::pagination::PageRequest;
+use crate::routes::pagination::{Listed, Page};
 use crate::store::webhooks::{Attempt, Changes, Queued, Webhook as Stored};
 use crate::webhooks::circuit::{CircuitRule, CircuitState};
 use crate::webhooks::sender::Outcome;
@@ -629,35 +629,10 @@ impl DeliveryAttempt {
 }
 
 /// A page of the attempt log, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryAttemptPage {
-    pub content: Vec<DeliveryAttempt>,
-    /// 0-based page number
-    #[schemars(range(min = 0))]
-    pub page: i64,
-    #[schemars(range(min = 1, max = 100))]
-    pub size: i64,
-    #[schemars(range(min = 0))]
-    pub total_elements: i64,
-    #[schemars(range(min = 0))]
-    pub total_pages: i64,
-    pub last: bool,
-}
+pub type DeliveryAttemptPage = Page<DeliveryAttempt>;
 
-impl DeliveryAttemptPage {
-    /// The page `page` of `total` attempts, holding `attempts`.
-    pub fn new(page: PageRequest, attempts: Vec<Attempt>, total: i64) -> Self {
-        let total_pages = page.total_pages(total);
-        Self {
-            content: attempts.into_iter().map(DeliveryAttempt::new).collect(),
-            page: page.page,
-            size: page.size,
-            total_elements: total,
-            total_pages,
-            last: page.page + 1 >= total_pages,
-        }
-    }
+impl Listed for DeliveryAttempt {
+    const PAGE_DESCRIPTION: &'static str = "A page of the attempt log, newest first.";
 }
 
 /// The delivery, queued again and due now.

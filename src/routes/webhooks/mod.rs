@@ -12,9 +12,9 @@ use axum::Json;
 use chrono::Utc;
 
 use self::json::{
-    check_members, DeliveryAttemptPage, DeliveryId, RetryQueued, Webhook, WebhookCreate,
-    WebhookCreated, WebhookDeleted, WebhookId, WebhookList, WebhookRotated, WebhookTestEvent,
-    WebhookTestResult, WebhookUpdate,
+    check_members, DeliveryAttempt, DeliveryAttemptPage, DeliveryId, RetryQueued, Webhook,
+    WebhookCreate, WebhookCreated, WebhookDeleted, WebhookId, WebhookList, WebhookRotated,
+    WebhookTestEvent, WebhookTestResult, WebhookUpdate,
 };
 use crate::auth::{scope, Authorized};
 use crate::domain::datetime::format_timestamp;
@@ -344,7 +344,11 @@ async fn deliveries(
     let page = query.request()?;
     let total = store::count_attempts(&state.pool, auth.tenant, &id.0).await?;
     let attempts = store::attempts(&state.pool, &id.0, &page.limit_clause()).await?;
-    Ok(Json(DeliveryAttemptPage::new(page, attempts, total)))
+    Ok(Json(DeliveryAttemptPage::new(
+        page,
+        attempts.into_iter().map(DeliveryAttempt::new).collect(),
+        total,
+    )))
 }
 
 fn deliveries_docs(mut op: TransformOperation) -> TransformOperation {
