@@ -1,7 +1,8 @@
 //! The contract document: `openapi.json` is generated, never edited by hand. It is the
-//! hand-written base (`openapi/base.json`: info, servers, tags, security schemes, webhooks, and
-//! the operations and components of features not yet described in code) with the operations and
-//! schemas that aide derives from the typed routes laid over it.
+//! hand-written base (`openapi/base.json`: info, servers, tags, security schemes, the shared
+//! error components, and the keyless operations around the API: health, readiness, metrics and
+//! docs) with the operations, schemas and webhooks that aide derives from the typed routes and
+//! events laid over it.
 //!
 //! Regenerate the committed file with `cargo run -- openapi > openapi.json`; a unit test fails
 //! while the committed file differs from what the code generates.
@@ -321,8 +322,7 @@ fn scope_sentence(scope: &str) -> String {
 }
 
 /// Opens the description of an operation with the scope its `Authorized<S>` extractor states
-/// (`x-required-scope`), unless the handler's docs already open with a scope (a test checks
-/// that such a sentence says the same).
+/// (`x-required-scope`): the only place a route's scope is written.
 fn describe_scope(operation: &mut Operation) {
     let Some(scope) = operation
         .extensions
@@ -333,7 +333,6 @@ fn describe_scope(operation: &mut Operation) {
     };
     let sentence = scope_sentence(scope);
     operation.description = match operation.description.take() {
-        Some(text) if text.starts_with("Scope `") => Some(text),
         Some(text) => Some(format!("{sentence} {text}")),
         None => Some(sentence),
     };
@@ -567,9 +566,10 @@ mod tests {
         );
     }
 
-    /// Where a handler's docs state a scope, it is the one its extractor requires.
+    /// A scope is stated once, by the extractor: each description opens with it and no
+    /// handler's docs state one of their own.
     #[test]
-    fn a_scope_written_in_a_description_is_the_required_one() {
+    fn each_description_states_the_required_scope_once() {
         let api = serde_json::to_value(documented()).unwrap();
         let mut checked = 0;
         for (path, item) in api["paths"].as_object().unwrap() {
@@ -582,6 +582,11 @@ mod tests {
                 assert!(
                     description.starts_with(&sentence),
                     "{method} {path} requires {scope} but its description reads {description:?}"
+                );
+                assert_eq!(
+                    description.matches("Scope `").count(),
+                    1,
+                    "{method} {path} states a scope of its own: {description:?}"
                 );
                 checked += 1;
             }

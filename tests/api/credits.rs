@@ -8,7 +8,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{expect_status, slot, spawn_app};
-use crate::typed::{ErrorBody, ReadReply, WithId};
+use crate::typed::{ErrorBody, ReadReply};
+use moncreneau::routes::appointments::json::Appointment;
 
 #[tokio::test]
 async fn a_new_organization_has_100_test_credits_and_its_live_grant() {
@@ -41,7 +42,7 @@ async fn the_ledger_records_each_movement_with_its_running_balance() {
     let app = spawn_app().await;
     let key = app.org.test_key.clone();
     let department = app.create_department(&key, 1).await;
-    let booked: WithId = app
+    let booked: Appointment = app
         .book(&key, department, &slot(2, "10:00"))
         .reply()
         .await

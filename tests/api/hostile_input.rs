@@ -19,7 +19,8 @@ use crate::helpers::{
     resident_kib, slot, spawn_app, spawn_app_with, test_settings, TestApp, TestDatabase,
     ADMIN_TOKEN,
 };
-use crate::typed::{read, ErrorBody, ReadReply, WithId};
+use crate::typed::{read, ErrorBody, ReadReply};
+use moncreneau::routes::appointments::json::Appointment;
 
 async fn health(address: &str) -> StatusCode {
     reqwest::get(format!("{address}/api/v1/health"))
@@ -117,7 +118,7 @@ async fn dates_outside_the_years_0001_to_9999_are_400_on_every_route_that_takes_
                    "thursday": night, "friday": night, "saturday": night, "sunday": night}}),
         )
         .await;
-    let booked: WithId = app
+    let booked: Appointment = app
         .book(&key, department, &slot(2, "10:00"))
         .reply()
         .await

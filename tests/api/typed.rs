@@ -59,13 +59,6 @@ pub fn local_time(slot: &AvailabilitySlot) -> String {
     slot.time.0.format("%H:%M").to_string()
 }
 
-/// An object read for its `id` alone: a created resource of a feature whose shapes are not
-/// typed yet (appointments).
-#[derive(Debug, Deserialize)]
-pub struct WithId {
-    pub id: i64,
-}
-
 /// The error body of every 4xx and 5xx, as the contract's `Error` describes it.
 #[derive(Debug, Deserialize)]
 pub struct ErrorBody {

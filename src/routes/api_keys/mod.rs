@@ -41,7 +41,6 @@ async fn list(
 fn list_docs(op: TransformOperation) -> TransformOperation {
     op.id("listApiKeys")
         .summary("List API keys")
-        .description("Scope `api:admin`.")
         .tag("api-keys")
         .response_with::<200, Json<ApiKeyList>, _>(|r| {
             r.description(
@@ -72,7 +71,6 @@ async fn create(
 fn create_docs(op: TransformOperation) -> TransformOperation {
     op.id("createApiKey")
         .summary("Create an API key")
-        .description("Scope `api:admin`.")
         .tag("api-keys")
         .response_with::<201, Json<ApiKeyCreated>, _>(|r| {
             link_to_revoke(
@@ -108,7 +106,7 @@ fn revoke_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("revokeApiKey")
         .summary("Revoke an API key")
-        .description("Scope `api:admin`. Revokes at once: the key answers 401 EXPIRED_API_KEY from then on. 404 NOT_FOUND for a key of another organization or mode.")
+        .description("Revokes at once: the key answers 401 EXPIRED_API_KEY from then on. 404 NOT_FOUND for a key of another organization or mode.")
         .tag("api-keys")
         .response_with::<200, Json<ApiKey>, _>(|r| {
             r.description("The revoked key (revoking again answers the same key).")

@@ -60,7 +60,7 @@ pub fn docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 409, "Conflict");
     op.id("cancelAppointment")
         .summary("Cancel an appointment")
-        .description("Scope `appointments:cancel` (or `api:admin`). The credit is refunded when cancelled before `startsAt`. `cancelledBy` is set to the id of the calling API key. A COMPLETED or NO_SHOW appointment cannot be cancelled (409 INVALID_STATUS_TRANSITION). The body is optional; a non-empty body with a non-JSON Content-Type answers 415.")
+        .description("The credit is refunded when cancelled before `startsAt`. `cancelledBy` is set to the id of the calling API key. A COMPLETED or NO_SHOW appointment cannot be cancelled (409 INVALID_STATUS_TRANSITION). The body is optional; a non-empty body with a non-JSON Content-Type answers 415.")
         .tag("appointments")
         .response_with::<200, Json<Appointment>, _>(|r| {
             r.description("The appointment, CANCELLED. Cancelling an already cancelled appointment answers it again and refunds nothing.")

@@ -131,7 +131,7 @@ pub fn docs(mut op: TransformOperation) -> TransformOperation {
     }
     op.id("createAppointment")
         .summary("Book an appointment")
-        .description("Scope `appointments:create` (or `api:admin`). 404 DEPARTMENT_NOT_FOUND when `departmentId` is not a department of the caller's organization and mode; 404 WORKER_NOT_FOUND when `workerId` is not one of its workers. `workerId` is required when the department's `showAdminsInBooking` is true (400 MISSING_REQUIRED_FIELD). 422 WORKER_INACTIVE for a deactivated worker. 409 SLOT_NOT_AVAILABLE (department full, or the worker already has an overlapping appointment) or DUPLICATE_APPOINTMENT; 422 SLOT_NOT_OFFERED or DEPARTMENT_INACTIVE; 402 at 0 credits. A request that fails changes nothing.")
+        .description("404 DEPARTMENT_NOT_FOUND when `departmentId` is not a department of the caller's organization and mode; 404 WORKER_NOT_FOUND when `workerId` is not one of its workers. `workerId` is required when the department's `showAdminsInBooking` is true (400 MISSING_REQUIRED_FIELD). 422 WORKER_INACTIVE for a deactivated worker. 409 SLOT_NOT_AVAILABLE (department full, or the worker already has an overlapping appointment) or DUPLICATE_APPOINTMENT; 422 SLOT_NOT_OFFERED or DEPARTMENT_INACTIVE; 402 at 0 credits. A request that fails changes nothing.")
         .tag("appointments")
         .response_with::<201, Json<Appointment>, _>(|r| {
             links_of_created(

@@ -37,7 +37,9 @@ pub async fn list(
 pub fn docs(op: TransformOperation) -> TransformOperation {
     op.id("listAppointments")
         .summary("List appointments")
-        .description("Scope `appointments:read` (or `api:admin`). Filters are ANDed. Default order: `dateTime` ascending (then id).")
+        .description("Filters are ANDed. Default order: `dateTime` ascending (then id).")
         .tag("appointments")
-        .response_with::<200, Json<AppointmentPage>, _>(|r| r.description("A page of appointments."))
+        .response_with::<200, Json<AppointmentPage>, _>(|r| {
+            r.description("A page of appointments.")
+        })
 }

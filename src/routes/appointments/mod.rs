@@ -64,7 +64,6 @@ fn retrieve_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("getAppointment")
         .summary("Get an appointment")
-        .description("Scope `appointments:read` (or `api:admin`).")
         .tag("appointments")
         .response_with::<200, Json<Appointment>, _>(|r| r.description("The appointment."))
 }

@@ -107,7 +107,7 @@ pub fn docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 422, "UnprocessableEntity");
     op.id("updateAppointment")
         .summary("Reschedule or edit an appointment")
-        .description("Scope `appointments:create` (or `api:admin`). Only a CONFIRMED appointment can be changed (else 409 INVALID_STATUS_TRANSITION). A new `dateTime` is checked like a booking (409 SLOT_NOT_AVAILABLE / DUPLICATE_APPOINTMENT, 422 SLOT_NOT_OFFERED / DEPARTMENT_INACTIVE); the new slot is taken and the old one freed in one transaction, or nothing changes. A new `workerId` (alone or with `dateTime`) is checked like a booking's (404 WORKER_NOT_FOUND, 422 WORKER_INACTIVE, 409 SLOT_NOT_AVAILABLE when that worker is busy); a move keeps the worker and must find it free. No credit moves.")
+        .description("Only a CONFIRMED appointment can be changed (else 409 INVALID_STATUS_TRANSITION). A new `dateTime` is checked like a booking (409 SLOT_NOT_AVAILABLE / DUPLICATE_APPOINTMENT, 422 SLOT_NOT_OFFERED / DEPARTMENT_INACTIVE); the new slot is taken and the old one freed in one transaction, or nothing changes. A new `workerId` (alone or with `dateTime`) is checked like a booking's (404 WORKER_NOT_FOUND, 422 WORKER_INACTIVE, 409 SLOT_NOT_AVAILABLE when that worker is busy); a move keeps the worker and must find it free. No credit moves.")
         .tag("appointments")
         .response_with::<200, Json<Appointment>, _>(|r| {
             r.description("The appointment after the change (unchanged when nothing differs).")

@@ -36,7 +36,7 @@ pub fn validate_docs(op: TransformOperation) -> TransformOperation {
     docs(op)
         .id("validateAppointment")
         .summary("Mark an appointment completed")
-        .description("Scope `api:admin`. CONFIRMED → COMPLETED; any other current status answers 409 INVALID_STATUS_TRANSITION. No credit moves. No request body.")
+        .description("CONFIRMED → COMPLETED; any other current status answers 409 INVALID_STATUS_TRANSITION. No credit moves. No request body.")
         .response_with::<200, Json<Appointment>, _>(|r| r.description("The appointment, now COMPLETED."))
 }
 
@@ -60,7 +60,7 @@ pub fn no_show_docs(op: TransformOperation) -> TransformOperation {
     docs(op)
         .id("markAppointmentNoShow")
         .summary("Mark an appointment as no-show")
-        .description("Scope `api:admin`. CONFIRMED → NO_SHOW; any other current status answers 409 INVALID_STATUS_TRANSITION. No credit moves. No request body.")
+        .description("CONFIRMED → NO_SHOW; any other current status answers 409 INVALID_STATUS_TRANSITION. No credit moves. No request body.")
         .response_with::<200, Json<Appointment>, _>(|r| r.description("The appointment, now NO_SHOW."))
 }
 

@@ -104,7 +104,7 @@ async fn grant(
 fn grant_docs(op: TransformOperation) -> TransformOperation {
     op.id("grantTestCredits")
         .summary("Grant test credits")
-        .description("Scope `api:admin`. Test mode only: with a live key 403 LIVE_MODE_FORBIDDEN (live credits come from the operator).")
+        .description("Test mode only: with a live key 403 LIVE_MODE_FORBIDDEN (live credits come from the operator).")
         .tag("credits")
         .response_with::<201, Json<Credits>, _>(|r| r.description("The new balance."))
 }
@@ -123,7 +123,6 @@ async fn settings(
 fn settings_docs(op: TransformOperation) -> TransformOperation {
     op.id("updateCreditSettings")
         .summary("Set the low-balance threshold")
-        .description("Scope `api:admin`.")
         .tag("credits")
         .response_with::<200, Json<Credits>, _>(|r| {
             r.description("The balance with the new threshold.")

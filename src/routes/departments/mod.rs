@@ -44,7 +44,6 @@ async fn list(
 fn list_docs(op: TransformOperation) -> TransformOperation {
     op.id("listDepartments")
         .summary("List departments")
-        .description("Scope `departments:read` (or `api:admin`).")
         .tag("departments")
         .response_with::<200, Json<Vec<Department>>, _>(|r| {
             r.description("Every department of the caller's mode, by id, as a bare JSON array.")
@@ -66,7 +65,6 @@ fn retrieve_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("getDepartment")
         .summary("Get a department")
-        .description("Scope `departments:read` (or `api:admin`).")
         .tag("departments")
         .response_with::<200, Json<Department>, _>(|r| {
             r.description("The department.")
@@ -88,7 +86,6 @@ async fn create(
 fn create_docs(op: TransformOperation) -> TransformOperation {
     op.id("createDepartment")
         .summary("Create a department")
-        .description("Scope `api:admin`.")
         .tag("departments")
         .response_with::<201, Json<Department>, _>(|r| {
             links_of_created(
@@ -148,7 +145,7 @@ fn update_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("updateDepartment")
         .summary("Update a department")
-        .description("Scope `api:admin`. Changes the fields given. Existing appointments keep their instants whatever changed; one above a lowered capacity stays valid, and the department takes nobody new at those instants until it is below capacity there.")
+        .description("Changes the fields given. Existing appointments keep their instants whatever changed; one above a lowered capacity stays valid, and the department takes nobody new at those instants until it is below capacity there.")
         .tag("departments")
         .response_with::<200, Json<Department>, _>(|r| r.description("The updated department."))
 }
@@ -167,7 +164,6 @@ fn deactivate_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("deactivateDepartment")
         .summary("Deactivate a department")
-        .description("Scope `api:admin`.")
         .tag("departments")
         .response_with::<200, Json<Department>, _>(|r| {
             r.description("The department, now `isActive: false`. It stays readable, its appointments stay, it takes no new booking.")

@@ -111,8 +111,8 @@ impl PathParameters for EventId {
 #[serde(transparent)]
 pub struct Event(pub Value);
 
-/// A reference to the hand-written `Event` of the contract, never a schema of its own: the
-/// webhook payloads of the base extend it, and the generated part must not replace it.
+/// A reference to the contract's `Event` (generated from `events::Envelope`, see
+/// `events::envelope_schema`), never a schema of its own: every event type's schema extends it.
 impl JsonSchema for Event {
     fn inline_schema() -> bool {
         true

@@ -44,7 +44,7 @@ async fn list(
 fn list_docs(op: TransformOperation) -> TransformOperation {
     op.id("listEvents")
         .summary("List events")
-        .description("Scope `webhooks:manage` (or `api:admin`). The events of the caller's organization and mode of the last 30 days, so that a receiver that was down can catch up (deduplicate on `id`, order appointment events by `sequence`). `webhook.test` events are never stored, so they are never listed.")
+        .description("The events of the caller's organization and mode of the last 30 days, so that a receiver that was down can catch up (deduplicate on `id`, order appointment events by `sequence`). `webhook.test` events are never stored, so they are never listed.")
         .tag("events")
         .response_with::<200, Json<EventPage>, _>(|r| {
             link_to_first(r.description(
@@ -78,7 +78,7 @@ fn retrieve_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "EventNotFound");
     op.id("getEvent")
         .summary("Get an event")
-        .description("Scope `webhooks:manage` (or `api:admin`). One event of the last 30 days; 404 NOT_FOUND for an older one, another organization's or mode's, or an unknown id.")
+        .description("One event of the last 30 days; 404 NOT_FOUND for an older one, another organization's or mode's, or an unknown id.")
         .tag("events")
         .response_with::<200, Json<Event>, _>(|r| {
             r.description("The event, exactly as delivered.")

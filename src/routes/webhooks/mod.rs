@@ -56,8 +56,6 @@ pub fn router() -> ApiRouter<AppState> {
         )
 }
 
-const SCOPE: &str = "Scope `webhooks:manage` (or `api:admin`).";
-
 /// The public form of a stored endpoint, its circuit as the settings read it now.
 fn public(state: &AppState, webhook: &store::Webhook) -> Webhook {
     Webhook::new(webhook, state.settings.webhook_circuit(), Utc::now())
@@ -130,7 +128,7 @@ fn create_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 400, "WebhookBadRequest");
     op.id("createWebhook")
         .summary("Create a webhook")
-        .description("Scope `webhooks:manage` (or `api:admin`). Registers a receiver for the events of the caller's mode. The URL is checked now (https, not resolving to an internal address) and again, after DNS resolution, at every delivery. Events that happen from now on are delivered as described under `webhooks`; earlier ones can be read from `GET /events`.")
+        .description("Registers a receiver for the events of the caller's mode. The URL is checked now (https, not resolving to an internal address) and again, after DNS resolution, at every delivery. Events that happen from now on are delivered as described under `webhooks`; earlier ones can be read from `GET /events`.")
         .tag("webhooks")
         .response_with::<201, Json<WebhookCreated>, _>(|r| {
             links_of_created(
@@ -175,7 +173,6 @@ async fn list(
 fn list_docs(op: TransformOperation) -> TransformOperation {
     op.id("listWebhooks")
         .summary("List webhooks")
-        .description(SCOPE)
         .tag("webhooks")
         .response_with::<200, Json<WebhookList>, _>(|r| {
             r.description(
@@ -201,7 +198,6 @@ fn retrieve_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "WebhookNotFound");
     op.id("getWebhook")
         .summary("Get a webhook")
-        .description(SCOPE)
         .tag("webhooks")
         .response_with::<200, Json<Webhook>, _>(|r| {
             r.description("The webhook, without its secret.")
@@ -236,7 +232,7 @@ fn update_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "WebhookNotFound");
     op.id("updateWebhook")
         .summary("Update a webhook")
-        .description("Scope `webhooks:manage` (or `api:admin`). Changes `url`, `events`, `description` or `active`; absent or null members keep their value. `active: true` re-enables a webhook the server disabled (clearing `disabledReason`). The body is checked before the webhook is looked up (400 before 404).")
+        .description("Changes `url`, `events`, `description` or `active`; absent or null members keep their value. `active: true` re-enables a webhook the server disabled (clearing `disabledReason`). The body is checked before the webhook is looked up (400 before 404).")
         .tag("webhooks")
         .response_with::<200, Json<Webhook>, _>(|r| {
             r.description("The webhook after the change, without its secret.")
@@ -260,7 +256,6 @@ fn remove_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "WebhookNotFound");
     op.id("deleteWebhook")
         .summary("Delete a webhook")
-        .description(SCOPE)
         .tag("webhooks")
         .response_with::<200, Json<WebhookDeleted>, _>(|r| {
             r.description("Deleted, with its pending deliveries and attempt log.")
@@ -291,7 +286,7 @@ fn test_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "WebhookNotFound");
     op.id("testWebhook")
         .summary("Send a test event")
-        .description("Scope `webhooks:manage` (or `api:admin`). Sends a signed `webhook.test` event (see `webhooks`) to the webhook now, whatever its subscription and even when inactive, and waits for the answer: MONCRENEAU_WEBHOOK_TIMEOUT_MS bounds the whole attempt, reading the answer's body included, of which at most the first 4 KiB are read and none is returned. The event is not stored, not retried and not logged among the deliveries. No request body (any body is ignored).")
+        .description("Sends a signed `webhook.test` event (see `webhooks`) to the webhook now, whatever its subscription and even when inactive, and waits for the answer: MONCRENEAU_WEBHOOK_TIMEOUT_MS bounds the whole attempt, reading the answer's body included, of which at most the first 4 KiB are read and none is returned. The event is not stored, not retried and not logged among the deliveries. No request body (any body is ignored).")
         .tag("webhooks")
         .response_with::<200, Json<WebhookTestResult>, _>(|r| {
             r.description(
@@ -325,7 +320,7 @@ fn rotate_secret_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "WebhookNotFound");
     op.id("rotateWebhookSecret")
         .summary("Rotate the signing secret")
-        .description("Scope `webhooks:manage` (or `api:admin`). Generates a new secret. For 24 hours deliveries are signed with both: `X-Moncreneau-Signature` / `X-Webhook-Signature` with the new one, the `…-Previous` headers with the old one, and `webhook-signature` carries one entry per secret. Rotating again within those 24 hours drops the oldest secret at once. No request body (any body is ignored).")
+        .description("Generates a new secret. For 24 hours deliveries are signed with both: `X-Moncreneau-Signature` / `X-Webhook-Signature` with the new one, the `…-Previous` headers with the old one, and `webhook-signature` carries one entry per secret. Rotating again within those 24 hours drops the oldest secret at once. No request body (any body is ignored).")
         .tag("webhooks")
         .response_with::<200, Json<WebhookRotated>, _>(|r| {
             r.description("The webhook with its new secret.")
@@ -355,7 +350,7 @@ fn deliveries_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "WebhookNotFound");
     op.id("listWebhookDeliveries")
         .summary("Delivery attempt log")
-        .description("Scope `webhooks:manage` (or `api:admin`). Every attempt made by the delivery worker (test events are not logged). Page parameters are checked before the webhook is looked up (400 before 404).")
+        .description("Every attempt made by the delivery worker (test events are not logged). Page parameters are checked before the webhook is looked up (400 before 404).")
         .tag("webhooks")
         .response_with::<200, Json<DeliveryAttemptPage>, _>(|r| {
             r.description("A page of attempts of this webhook, newest first.")
@@ -377,7 +372,7 @@ fn retry_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "WebhookOrDeliveryNotFound");
     op.id("retryWebhookDelivery")
         .summary("Retry a delivery")
-        .description("Scope `webhooks:manage` (or `api:admin`). Puts the delivery back to PENDING, due now, whatever became of it (a SUCCEEDED delivery is sent again). The attempt counter goes on, so a retried delivery whose schedule is already spent gets no further automatic retry when it fails; a delivery of an inactive webhook ends FAILED without being sent. 404 WEBHOOK_NOT_FOUND for an unknown webhook, NOT_FOUND for a delivery that is not this webhook's. No request body.")
+        .description("Puts the delivery back to PENDING, due now, whatever became of it (a SUCCEEDED delivery is sent again). The attempt counter goes on, so a retried delivery whose schedule is already spent gets no further automatic retry when it fails; a delivery of an inactive webhook ends FAILED without being sent. 404 WEBHOOK_NOT_FOUND for an unknown webhook, NOT_FOUND for a delivery that is not this webhook's. No request body.")
         .tag("webhooks")
         .response_with::<202, Json<RetryQueued>, _>(|r| {
             r.description("Queued again, due now; the worker makes the attempt shortly.")

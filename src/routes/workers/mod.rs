@@ -50,7 +50,7 @@ fn list_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("listWorkers")
         .summary("Staff of a department")
-        .description("Scope `departments:read` (or `api:admin`). Every worker of the department, active or not, by id, as a bare JSON array. 404 DEPARTMENT_NOT_FOUND for a department of another organization or mode.")
+        .description("Every worker of the department, active or not, by id, as a bare JSON array. 404 DEPARTMENT_NOT_FOUND for a department of another organization or mode.")
         .tag("workers")
         .response_with::<200, Json<Vec<Worker>>, _>(|r| {
             r.description("The department's workers, by id.")
@@ -73,7 +73,9 @@ fn retrieve_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("getWorker")
         .summary("Get a staff member")
-        .description("Scope `departments:read` (or `api:admin`). 404 WORKER_NOT_FOUND for a worker of another department, organization or mode.")
+        .description(
+            "404 WORKER_NOT_FOUND for a worker of another department, organization or mode.",
+        )
         .tag("workers")
         .response_with::<200, Json<Worker>, _>(|r| r.description("The worker."))
 }
@@ -102,7 +104,6 @@ fn create_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("createWorker")
         .summary("Add a staff member")
-        .description("Scope `api:admin`.")
         .tag("workers")
         .response_with::<201, Json<Worker>, _>(|r| {
             r.description("Created, in the department.")
@@ -135,7 +136,7 @@ fn update_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("updateWorker")
         .summary("Rename, deactivate or reactivate a staff member")
-        .description("Scope `api:admin`. Its appointments never change.")
+        .description("Its appointments never change.")
         .tag("workers")
         .response_with::<200, Json<Worker>, _>(|r| r.description("The updated worker."))
 }
@@ -164,7 +165,7 @@ fn deactivate_docs(mut op: TransformOperation) -> TransformOperation {
     refer_response(op.inner_mut(), 404, "NotFound");
     op.id("deactivateWorker")
         .summary("Deactivate a staff member")
-        .description("Scope `api:admin`. The worker stays listed with `isActive: false` and keeps its appointments; new bookings naming it answer 422 WORKER_INACTIVE. `PATCH {\"isActive\": true}` reactivates it.")
+        .description("The worker stays listed with `isActive: false` and keeps its appointments; new bookings naming it answer 422 WORKER_INACTIVE. `PATCH {\"isActive\": true}` reactivates it.")
         .tag("workers")
         .response_with::<200, Json<Worker>, _>(|r| r.description("The worker, now `isActive: false`."))
 }
