@@ -150,8 +150,29 @@ async fn healthy_tenant_beside_dead_ones(processes: usize) {
     );
     let expected = healthy_bookings.len();
     receiver.wait_for(expected, Duration::from_secs(20)).await;
-    // Late duplicates would show up in this window.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No duplicate can follow once every healthy delivery is settled: each after exactly one
+    // attempt (the worker records a success just after the receiver answered it).
+    let settle_by = Instant::now() + Duration::from_secs(5);
+    let (unsettled, attempts) = loop {
+        let (unsettled, attempts): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE d.status <> 'SUCCEEDED'), coalesce(sum(d.attempts), 0)
+               FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+              WHERE w.url = $1",
+        )
+        .bind(&receiver.url)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if unsettled == 0 || Instant::now() > settle_by {
+            break (unsettled, attempts);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (unsettled, attempts),
+        (0, expected as i64),
+        "healthy deliveries left to settle, or attempted twice"
+    );
 
     // Assert: each event once, each within the bound.
     let arrivals = arrivals(&receiver);
