@@ -7,17 +7,17 @@ use std::ops::Deref;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use crate::access_log;
-use crate::database;
 use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ledger::Account;
 use crate::openapi::refer_response;
 use crate::rate_limit;
 use crate::state::AppState;
+use crate::store::api_keys;
 use crate::tenant::Tenant;
 
 /// A caller authenticated by an organization's API key. Every query it leads to is filtered by
@@ -50,21 +50,6 @@ impl ApiKeyAuth {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    id: String,
-    organization_id: i64,
-    livemode: bool,
-    scopes: Vec<String>,
-    expires_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-}
-
-/// Read on every request, so that a revoked key is refused at once by every process.
-const LOOKUP: &str = "
-    SELECT id, organization_id, livemode, scopes, expires_at, revoked_at
-      FROM api_keys WHERE key_hash = $1";
-
 impl FromRequestParts<AppState> for ApiKeyAuth {
     type Rejection = ApiError;
 
@@ -77,13 +62,7 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
             return Err(malformed());
         }
         let limit = state.settings.rate_limit_per_hour;
-        let mut connection = database::acquire(&state.pool).await?;
-        let row: Option<KeyRow> = sqlx::query_as(LOOKUP)
-            .bind(hash_key(&key))
-            .fetch_optional(&mut *connection)
-            .await?;
-        // Back to the pool now: the handler takes its own.
-        drop(connection);
+        let row = api_keys::presented(&state.pool, &hash_key(&key)).await?;
         let row =
             row.ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "The API key is not valid"))?;
         let now = Utc::now();

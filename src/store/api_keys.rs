@@ -121,3 +121,27 @@ pub async fn revoke(pool: &PgPool, tenant: Tenant, id: &str) -> ApiResult<Option
     .await?;
     Ok(row.map(Key::from))
 }
+
+/// A key as presented on a request: whom it speaks for, what it may do, whether it still may.
+#[derive(Debug, sqlx::FromRow)]
+pub struct PresentedKey {
+    pub id: String,
+    pub organization_id: i64,
+    pub livemode: bool,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The key whose hash is `key_hash`, whatever its organization (the key is what names it).
+/// Read on every request, so that a revoked key is refused at once by every process.
+pub async fn presented(pool: &PgPool, key_hash: &[u8]) -> ApiResult<Option<PresentedKey>> {
+    let mut connection = crate::database::acquire(pool).await?;
+    Ok(sqlx::query_as(
+        "SELECT id, organization_id, livemode, scopes, expires_at, revoked_at
+           FROM api_keys WHERE key_hash = $1",
+    )
+    .bind(key_hash)
+    .fetch_optional(&mut *connection)
+    .await?)
+}
