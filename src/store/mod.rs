@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod appointments;
 pub mod availability;
 pub mod credits;
+pub mod deliveries;
 pub mod departments;
 pub mod events;
 pub mod idempotency;

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::future::join_all;
 use rand::Rng;
-use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -17,6 +16,7 @@ use super::rules::{self, Verdict};
 use super::sender::{Outcome, Secrets, Sender};
 use crate::config::Settings;
 use crate::metrics;
+use crate::store::deliveries::{self, AttemptRecord, Claim, Shares};
 
 /// A webhook failing without a single success for this long is disabled.
 pub const GIVE_UP_AFTER: chrono::Duration = chrono::Duration::days(3);
@@ -54,77 +54,6 @@ pub struct Worker {
     circuit: CircuitRule,
     poll: Duration,
 }
-
-#[derive(sqlx::FromRow)]
-struct Claim {
-    id: String,
-    attempts: i32,
-    due_at: DateTime<Utc>,
-    probe: bool,
-    circuit_closed_at: Option<DateTime<Utc>>,
-    url: String,
-    secret: String,
-    previous_secret: Option<String>,
-    previous_secret_expires_at: Option<DateTime<Utc>>,
-    active: bool,
-    payload: Value,
-    /// Seconds from the event's write to this claim (the database's clock for both).
-    lag_seconds: f64,
-}
-
-/// Claims due deliveries, at most `$1`, each endpoint's in creation order, leaving out endpoints
-/// whose circuit rests and never going past an endpoint's or an organization's share of attempts
-/// in flight. The endpoints' rows are locked (skipping those another process is claiming), so
-/// the per-endpoint share holds over every process.
-const CLAIM: &str = "
-    WITH endpoints AS (
-        -- One probe per endpoint into its queue (the partial index by endpoint), so a claim
-        -- costs the number of endpoints, not the length of a dead endpoint's backlog.
-        SELECT w.id, w.organization_id, w.livemode, w.consecutive_failures >= $3 AS probing
-          FROM webhooks w
-         WHERE (w.circuit_open_until IS NULL OR w.circuit_open_until <= now())
-           AND EXISTS (SELECT 1 FROM webhook_deliveries d
-                        WHERE d.webhook_id = w.id AND d.status = 'PENDING' AND d.next_attempt_at <= now()
-                          AND (d.locked_until IS NULL OR d.locked_until < now()))
-         FOR UPDATE OF w SKIP LOCKED
-    ), room AS (
-        SELECT e.id, e.probing, LEAST(
-                   CASE WHEN e.probing THEN 1 ELSE $4 END
-                   - (SELECT count(*) FROM webhook_deliveries f
-                       WHERE f.webhook_id = e.id AND f.status = 'PENDING'
-                         AND f.locked_until IS NOT NULL AND f.locked_until >= now()),
-                   $5 - (SELECT count(*) FROM webhook_deliveries f JOIN webhooks fw ON fw.id = f.webhook_id
-                          WHERE fw.organization_id = e.organization_id AND fw.livemode = e.livemode
-                            AND f.status = 'PENDING' AND f.locked_until IS NOT NULL
-                            AND f.locked_until >= now())
-               ) AS room
-          FROM endpoints e
-    ), picked AS (
-        SELECT p.id, p.next_attempt_at AS due_at, r.probing
-          FROM room r
-         CROSS JOIN LATERAL (
-             SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
-              WHERE d.webhook_id = r.id AND d.status = 'PENDING' AND d.next_attempt_at <= now()
-                AND (d.locked_until IS NULL OR d.locked_until < now())
-              ORDER BY d.created_at, d.id
-              LIMIT GREATEST(r.room, 0)
-              FOR UPDATE OF d SKIP LOCKED
-         ) p
-         LIMIT $1
-    ), claimed AS (
-        UPDATE webhook_deliveries d
-           SET locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1,
-               updated_at = now()
-          FROM picked WHERE d.id = picked.id
-        RETURNING d.id, d.attempts, d.webhook_id, d.event_id, picked.due_at, picked.probing
-    )
-    SELECT c.id, c.attempts, c.due_at, c.probing AS probe, w.circuit_closed_at, w.url, w.secret,
-           w.previous_secret,
-           w.previous_secret_expires_at, w.active, e.payload,
-           extract(epoch FROM now() - e.created_at)::float8 AS lag_seconds
-      FROM claimed c
-      JOIN webhooks w ON w.id = c.webhook_id
-      JOIN events e ON e.id = c.event_id";
 
 impl Worker {
     pub fn new(pool: PgPool, sender: Sender, settings: &Settings) -> Self {
@@ -209,29 +138,23 @@ impl Worker {
     }
 
     async fn claim(&self, room: usize) -> Result<Vec<Claim>, sqlx::Error> {
-        sqlx::query_as(CLAIM)
-            .bind(i64::try_from(room).unwrap_or(i64::MAX))
-            .bind(self.lease.as_secs_f64())
-            .bind(i32::try_from(self.circuit.failures).unwrap_or(i32::MAX))
-            .bind(self.limits.endpoint)
-            .bind(self.limits.organization)
-            .fetch_all(&self.pool)
-            .await
+        deliveries::claim(
+            &self.pool,
+            &Shares {
+                room: i64::try_from(room).unwrap_or(i64::MAX),
+                lease: self.lease,
+                probe_after: i32::try_from(self.circuit.failures).unwrap_or(i32::MAX),
+                endpoint: self.limits.endpoint,
+                organization: self.limits.organization,
+            },
+        )
+        .await
     }
 
     async fn attempt(&self, claim: Claim) -> Result<(), sqlx::Error> {
         if !claim.active {
             // The endpoint was disabled after this delivery was queued: nothing is sent.
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = 'FAILED', next_attempt_at = NULL, locked_until = NULL,
-                        updated_at = now()
-                  WHERE id = $1 AND attempts = $2",
-            )
-            .bind(&claim.id)
-            .bind(claim.attempts)
-            .execute(&self.pool)
-            .await?;
-            return Ok(());
+            return deliveries::fail_unsent(&self.pool, &claim).await;
         }
         let previous = rules::previous_secret_in_force(
             claim.previous_secret.as_deref(),
@@ -256,18 +179,7 @@ impl Worker {
         let attempt = usize::try_from(claim.attempts).unwrap_or(usize::MAX);
         let jitter = rand::rng().random_range(-1.0..=1.0);
         let delay = retry_delay(&self.schedule, attempt, jitter);
-        let mut tx = self.pool.begin().await?;
-        let webhook: Option<(String, Option<DateTime<Utc>>, i32)> = sqlx::query_as(
-            "SELECT w.id, w.failing_since, w.consecutive_failures
-               FROM webhooks w JOIN webhook_deliveries d ON d.webhook_id = w.id
-              WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'PENDING'
-              FOR UPDATE OF w",
-        )
-        .bind(&claim.id)
-        .bind(claim.attempts)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((webhook_id, failing_since, consecutive)) = webhook else {
+        let Some(recording) = deliveries::start_recording(&self.pool, claim).await? else {
             return Ok(());
         };
         let now = Utc::now();
@@ -278,7 +190,7 @@ impl Worker {
         let verdict = rules::verdict(
             outcome.succeeded(),
             outcome.gone(),
-            failing_since,
+            recording.failing_since,
             now,
             next_attempt,
         );
@@ -287,7 +199,7 @@ impl Worker {
             Verdict::Retry(at) => ("PENDING", Some(at), None),
             Verdict::Failed { disable } => ("FAILED", None, disable),
         };
-        let consecutive = u32::try_from(consecutive).unwrap_or(0);
+        let consecutive = u32::try_from(recording.consecutive_failures).unwrap_or(0);
         let (consecutive, open_until) = if outcome.succeeded() {
             (0, None)
         } else {
@@ -303,51 +215,19 @@ impl Worker {
             || claim
                 .circuit_closed_at
                 .is_some_and(|closed| claim.due_at < closed);
-        sqlx::query(
-            "INSERT INTO webhook_attempts (delivery_id, attempt, status_code, duration_ms, error, next_attempt_at,
-                                           due_at, waited_for)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&claim.id)
-        .bind(claim.attempts)
-        .bind(outcome.status.map(i32::from))
-        .bind(i32::try_from(outcome.duration.as_millis()).unwrap_or(i32::MAX))
-        .bind(&outcome.error)
-        .bind(next)
-        .bind(claim.due_at)
-        .bind(waited.then_some("CIRCUIT_OPEN"))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, locked_until = NULL, updated_at = now()
-              WHERE id = $1",
-        )
-        .bind(&claim.id)
-        .bind(status)
-        .bind(next)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE webhooks
-                SET failing_since = CASE WHEN $2 THEN NULL ELSE COALESCE(failing_since, now()) END,
-                    active = active AND $3::text IS NULL,
-                    disabled_reason = COALESCE($3, disabled_reason),
-                    circuit_closed_at = CASE WHEN $2 AND consecutive_failures >= $6 THEN now()
-                                             ELSE circuit_closed_at END,
-                    consecutive_failures = $4,
-                    circuit_open_until = $5,
-                    updated_at = now()
-              WHERE id = $1",
-        )
-        .bind(&webhook_id)
-        .bind(outcome.succeeded())
-        .bind(disable)
-        .bind(i32::try_from(consecutive).unwrap_or(i32::MAX))
-        .bind(open_until)
-        .bind(i32::try_from(self.circuit.failures).unwrap_or(i32::MAX))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        recording
+            .finish(&AttemptRecord {
+                claim,
+                outcome,
+                delivery_status: status,
+                next_attempt_at: next,
+                waited_for: waited.then_some("CIRCUIT_OPEN"),
+                disable,
+                consecutive_failures: i32::try_from(consecutive).unwrap_or(i32::MAX),
+                circuit_open_until: open_until,
+                probe_after: i32::try_from(self.circuit.failures).unwrap_or(i32::MAX),
+            })
+            .await
     }
 }
 
