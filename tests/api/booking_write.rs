@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::helpers::{expect_error, expect_status, slot, spawn_app};
+use crate::helpers::{expect_error, expect_status, slot, spawn_app, TestApp};
 
 /// Waits until a booking's write statement waits for a row lock held by the test.
 async fn until_a_booking_waits_for_a_lock(db: &PgPool) {
@@ -28,6 +28,30 @@ async fn until_a_booking_waits_for_a_lock(db: &PgPool) {
     panic!("no booking ever waited for the department");
 }
 
+/// Books with `body` while `change` (an UPDATE of the row `id`) is written but not committed:
+/// the booking reads the row as it was (no lock needed), then its write waits for the row, and
+/// the change commits. Answers the booking's response.
+async fn book_across(app: &TestApp, change: &str, id: i64, body: &Value) -> Response {
+    let mut tx = app.db.begin().await.unwrap();
+    sqlx::query(change)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let booking = app.post("/appointments", &app.org.test_key, body);
+    let commit = async {
+        until_a_booking_waits_for_a_lock(&app.db).await;
+        tx.commit().await.unwrap();
+    };
+    let (response, ()) = tokio::join!(booking, commit);
+    response
+}
+
+/// A booking of `department` at 10:00 tomorrow.
+fn booking_of(department: i64) -> Value {
+    json!({"departmentId": department, "dateTime": slot(1, "10:00"), "name": "Jean Dupont"})
+}
+
 #[tokio::test]
 async fn a_department_deactivated_between_the_read_and_the_write_refuses_the_booking() {
     let app = spawn_app().await;
@@ -35,21 +59,13 @@ async fn a_department_deactivated_between_the_read_and_the_write_refuses_the_boo
     let department = app.create_department(key, 3).await;
     let before = app.footprint().await;
 
-    // The deactivation is written but not committed: the booking reads the department as
-    // active (no lock needed), then its write waits for the row.
-    let mut change = app.db.begin().await.unwrap();
-    sqlx::query("UPDATE departments SET is_active = FALSE, updated_at = now() WHERE id = $1")
-        .bind(department)
-        .execute(&mut *change)
-        .await
-        .unwrap();
-    let date_time = slot(1, "10:00");
-    let booking = app.book(key, department, &date_time);
-    let commit = async {
-        until_a_booking_waits_for_a_lock(&app.db).await;
-        change.commit().await.unwrap();
-    };
-    let (response, ()) = tokio::join!(booking, commit);
+    let response = book_across(
+        &app,
+        "UPDATE departments SET is_active = FALSE, updated_at = now() WHERE id = $1",
+        department,
+        &booking_of(department),
+    )
+    .await;
 
     expect_error(
         response,
@@ -68,19 +84,13 @@ async fn hours_closed_between_the_read_and_the_write_refuse_the_booking() {
     let department = app.create_department(key, 3).await;
     let before = app.footprint().await;
 
-    let mut change = app.db.begin().await.unwrap();
-    sqlx::query("UPDATE departments SET opening_hours = '{}', updated_at = now() WHERE id = $1")
-        .bind(department)
-        .execute(&mut *change)
-        .await
-        .unwrap();
-    let date_time = slot(1, "10:00");
-    let booking = app.book(key, department, &date_time);
-    let commit = async {
-        until_a_booking_waits_for_a_lock(&app.db).await;
-        change.commit().await.unwrap();
-    };
-    let (response, ()) = tokio::join!(booking, commit);
+    let response = book_across(
+        &app,
+        "UPDATE departments SET opening_hours = '{}', updated_at = now() WHERE id = $1",
+        department,
+        &booking_of(department),
+    )
+    .await;
 
     expect_error(
         response,
@@ -99,22 +109,17 @@ async fn a_worker_deactivated_between_the_read_and_the_write_refuses_the_booking
     let worker = app.create_worker(key, department, "Awa").await;
     let before = app.footprint().await;
 
-    let mut change = app.db.begin().await.unwrap();
-    sqlx::query("UPDATE workers SET is_active = FALSE, updated_at = now() WHERE id = $1")
-        .bind(worker)
-        .execute(&mut *change)
-        .await
-        .unwrap();
     let body = json!({
         "departmentId": department, "workerId": worker,
         "dateTime": slot(1, "10:00"), "name": "Jean Dupont",
     });
-    let booking = app.post("/appointments", key, &body);
-    let commit = async {
-        until_a_booking_waits_for_a_lock(&app.db).await;
-        change.commit().await.unwrap();
-    };
-    let (response, ()) = tokio::join!(booking, commit);
+    let response = book_across(
+        &app,
+        "UPDATE workers SET is_active = FALSE, updated_at = now() WHERE id = $1",
+        worker,
+        &body,
+    )
+    .await;
 
     expect_error(
         response,
@@ -131,19 +136,13 @@ async fn a_department_renamed_between_the_read_and_the_write_books_under_its_new
     let key = &app.org.test_key;
     let department = app.create_department(key, 3).await;
 
-    let mut change = app.db.begin().await.unwrap();
-    sqlx::query("UPDATE departments SET name = 'Renamed', updated_at = now() WHERE id = $1")
-        .bind(department)
-        .execute(&mut *change)
-        .await
-        .unwrap();
-    let date_time = slot(1, "10:00");
-    let booking = app.book(key, department, &date_time);
-    let commit = async {
-        until_a_booking_waits_for_a_lock(&app.db).await;
-        change.commit().await.unwrap();
-    };
-    let (response, ()) = tokio::join!(booking, commit);
+    let response = book_across(
+        &app,
+        "UPDATE departments SET name = 'Renamed', updated_at = now() WHERE id = $1",
+        department,
+        &booking_of(department),
+    )
+    .await;
 
     // Decided again on the current version: the answer and the event name what was written.
     let created = expect_status(response, StatusCode::CREATED).await;
