@@ -12,21 +12,6 @@ use crate::store::credits::{self as store, Line};
 /// A credit account is the tenant's: one per organization and mode.
 pub type Account = crate::tenant::Tenant;
 
-/// Spends one credit on an appointment: 402 when none is left. Emits `credits.low` when the
-/// balance crosses the threshold downwards and `credits.depleted` when it reaches 0.
-pub async fn consume(
-    connection: &mut PgConnection,
-    account: Account,
-    appointment_id: i64,
-) -> ApiResult<i64> {
-    let after = store::append(connection, account, Line::Consumption { appointment_id })
-        .await
-        .map_err(refusal)?;
-    let threshold = store::low_balance_threshold(connection, account).await?;
-    announce_spend(connection, account, after, threshold).await?;
-    Ok(after)
-}
-
 /// The error of a spend the database refused: 402 `INSUFFICIENT_CREDITS` when the balance would
 /// go below zero (the account's CHECK), else the database's own.
 pub fn refusal(error: sqlx::Error) -> ApiError {

@@ -18,7 +18,7 @@ use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode, FieldErr
 use crate::events::{self, Envelope, Subject};
 use crate::ledger;
 use crate::store::departments::{department_columns, department_not_found, Department};
-use crate::store::workers::{bookable_worker, worker_inactive, worker_not_found};
+use crate::store::workers::{self, bookable_worker};
 use crate::tenant::Tenant;
 
 /// One appointment as stored, with the name of its department.
@@ -348,11 +348,7 @@ pub async fn book(
         let department = &seen.department;
         let starts_at = start_at(department, booking.date_time.as_str())?;
         let worker_id = match booking.worker_id {
-            Some(id) => match seen.worker_active {
-                None => return Err(worker_not_found()),
-                Some(false) => return Err(worker_inactive(id)),
-                Some(true) => Some(id),
-            },
+            Some(id) => Some(workers::bookable(id, seen.worker_active)?),
             None => unnamed_worker(department)?,
         };
         let slot = offered_slot(department, starts_at)?;

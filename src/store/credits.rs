@@ -48,10 +48,6 @@ pub enum Line<'a> {
         amount: i64,
         reason: &'a str,
     },
-    /// One credit spent on an appointment.
-    Consumption {
-        appointment_id: i64,
-    },
     /// The credit of a cancelled appointment given back.
     Refund {
         appointment_id: i64,
@@ -59,8 +55,9 @@ pub enum Line<'a> {
 }
 
 /// Appends a line; a trigger applies it to the account and returns the balance after it. The
-/// database's own error is returned so that the caller can name a refusal (a balance that would
-/// go negative, a second consumption or refund of one appointment).
+/// database's own error is returned so that the caller can name a refusal (a second refund of
+/// one appointment). A booking's consumption is written by the booking's own statement
+/// (`store::appointments::book`).
 pub async fn append(
     connection: &mut PgConnection,
     tenant: Tenant,
@@ -68,9 +65,6 @@ pub async fn append(
 ) -> Result<i64, sqlx::Error> {
     let (movement, amount, appointment_id, reason) = match line {
         Line::Grant { amount, reason } => (Movement::Grant, amount, None, Some(reason)),
-        Line::Consumption { appointment_id } => {
-            (Movement::Consumption, -1, Some(appointment_id), None)
-        }
         Line::Refund { appointment_id } => (
             Movement::Refund,
             1,
@@ -101,20 +95,6 @@ pub async fn open_account(connection: &mut PgConnection, tenant: Tenant) -> ApiR
         .execute(connection)
         .await?;
     Ok(())
-}
-
-/// The balance under which `credits.low` is sent, read in the caller's transaction.
-pub async fn low_balance_threshold(
-    connection: &mut PgConnection,
-    tenant: Tenant,
-) -> ApiResult<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT low_balance_threshold FROM credit_accounts WHERE organization_id = $1 AND livemode = $2",
-    )
-    .bind(tenant.organization_id)
-    .bind(tenant.livemode)
-    .fetch_one(connection)
-    .await?)
 }
 
 /// One line of the ledger.

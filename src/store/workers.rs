@@ -93,6 +93,12 @@ pub async fn bookable_worker(
     .bind(tenant.livemode)
     .fetch_optional(connection)
     .await?;
+    bookable(worker_id, active)
+}
+
+/// Staff member `worker_id` judged for a booking on its state as read: `active` is `None` when
+/// it is not one of the department's (404), `Some(false)` when deactivated (422).
+pub fn bookable(worker_id: i64, active: Option<bool>) -> ApiResult<i64> {
     match active {
         None => Err(worker_not_found()),
         Some(false) => Err(worker_inactive(worker_id)),
