@@ -6,7 +6,7 @@
 use sqlx::PgConnection;
 
 use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode};
-use crate::events::{self, CreditsEventObject, ObjectData, Subject};
+use crate::events::{self, CreditsEventObject, Envelope, ObjectData};
 use crate::store::credits::{self as store, Line};
 
 /// A credit account is the tenant's: one per organization and mode.
@@ -25,33 +25,44 @@ pub fn refusal(error: sqlx::Error) -> ApiError {
     error.into()
 }
 
-/// Records the events of a spend of one credit that left `after` (see [`balance_events`]).
-pub async fn announce_spend(
-    connection: &mut PgConnection,
-    account: Account,
-    after: i64,
-    threshold: i64,
-) -> ApiResult<()> {
-    let kinds = balance_events(after.saturating_add(1), after, threshold);
-    if kinds.is_empty() {
-        return Ok(());
+/// An event a spend may announce, written only if the spend leaves the balance at `after`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announcement {
+    pub after: i64,
+    pub event: Envelope<ObjectData<CreditsEventObject>>,
+}
+
+/// The events a spend of one credit from an account whose low-balance threshold is `threshold`
+/// may announce (see [`balance_events`]), each with the balance it takes to announce it: the
+/// booking statement writes those whose balance it left, in its own transaction, so that the
+/// balance is not read back first.
+pub fn spend_announcements(account: Account, threshold: i64) -> Vec<Announcement> {
+    let mut afters = vec![0];
+    if threshold > 0 {
+        afters.push(threshold);
     }
-    let subject = Subject {
-        organization_id: account.organization_id,
-        livemode: account.livemode,
-        appointment: None,
-    };
-    let data = ObjectData {
-        object: CreditsEventObject {
-            available_credits: after,
-            low_balance_threshold: threshold,
-            livemode: account.livemode,
-        },
-    };
-    for event_type in kinds {
-        events::record_typed(connection, &subject, event_type, &data).await?;
-    }
-    Ok(())
+    afters
+        .into_iter()
+        .flat_map(|after| {
+            balance_events(after.saturating_add(1), after, threshold)
+                .into_iter()
+                .map(move |kind| Announcement {
+                    after,
+                    event: Envelope::new(
+                        kind,
+                        account.livemode,
+                        None,
+                        ObjectData {
+                            object: CreditsEventObject {
+                                available_credits: after,
+                                low_balance_threshold: threshold,
+                                livemode: account.livemode,
+                            },
+                        },
+                    ),
+                })
+        })
+        .collect()
 }
 
 /// The events a change of balance from `before` to `after` announces: `credits.low` when it
@@ -128,6 +139,33 @@ mod tests {
             [events::CREDITS_LOW, events::CREDITS_DEPLETED]
         );
         assert_eq!(balance_events(1, 0, 5), [events::CREDITS_DEPLETED]);
+    }
+
+    /// Whatever the balance a spend leaves, the announcements written for it are exactly the
+    /// events [`balance_events`] gives for that spend, each telling that balance.
+    #[test]
+    fn a_spend_announces_what_its_crossing_does() {
+        let account = Account {
+            organization_id: 1,
+            livemode: true,
+        };
+        for threshold in -1..6 {
+            let announcements = spend_announcements(account, threshold);
+            for after in 0..12 {
+                let written: Vec<_> = announcements
+                    .iter()
+                    .filter(|announcement| announcement.after == after)
+                    .collect();
+                let kinds: Vec<&str> = written.iter().map(|a| a.event.kind.as_str()).collect();
+                assert_eq!(kinds, balance_events(after + 1, after, threshold));
+                for announcement in written {
+                    let object = &announcement.event.data.object;
+                    assert_eq!(object.available_credits, after);
+                    assert_eq!(object.low_balance_threshold, threshold);
+                    assert!(announcement.event.livemode && announcement.event.sequence.is_none());
+                }
+            }
+        }
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl Application {
             settings: Arc::new(settings),
             sender,
             allowances: Arc::default(),
+            bookings: Arc::default(),
         };
         Ok(Self {
             port,

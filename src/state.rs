@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::booking_memo::BookingMemo;
 use crate::config::Settings;
 use crate::rate_limit::Allowances;
 use crate::webhooks::sender::Sender;
@@ -18,4 +19,6 @@ pub struct AppState {
     pub sender: Sender,
     /// The blocks of rate-limit quota this process reserved.
     pub allowances: Arc<Allowances>,
+    /// What this process's bookings read of their departments, and ids allocated ahead.
+    pub bookings: Arc<BookingMemo>,
 }

@@ -8,8 +8,13 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::types::Json as SqlJson;
-use sqlx::{Decode, Encode, PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder, Type};
+use sqlx::{
+    Connection, Decode, Encode, PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder, Type,
+};
 
+use std::sync::Arc;
+
+use crate::booking_memo::{BookingMemo, Known, IDS_AHEAD};
 use crate::domain::appointment::{start_in, NewAppointment};
 use crate::domain::keys::random_token;
 use crate::domain::schedule::{NotOffered, Slot};
@@ -322,97 +327,173 @@ fn unnamed_worker(department: &Department) -> ApiResult<Option<i64>> {
 /// rare, and the third decision, made under the lock, cannot be overtaken.
 const OPTIMISTIC_READS: usize = 2;
 
-/// Books `booking` inside the caller's transaction, and records `appointment.created` with the
-/// `data` that `describe` makes of it.
+/// Below this many ids left in the memo, a read allocates [`IDS_AHEAD`] more.
+const IDS_LOW: usize = 8;
+
+/// Books `booking`, and records `appointment.created` with the `data` that `describe` makes of
+/// it, with the credit it spends and the balance events that spend announces, all in one
+/// statement: one transaction of its own, or part of the caller's when `connection` is in one.
 ///
-/// The department is read without a lock, together with the appointment's id and the named staff
-/// member's state; the slot and the worker are checked on that; then one statement inserts the
-/// appointment (the department's capacity, a trigger, and the worker's one-at-a-time rule, an
-/// exclusion constraint, decide it there), spends the credit and writes the event. The statement
-/// goes on only if the department row is still the version the booking was decided on (its
-/// `xmin`, compared under the row lock the capacity trigger takes anyway) and the staff member
-/// still active; else it writes nothing and the booking is decided again on what is current.
-/// So the rows that every booking of a department (and of an organization) waits for are held
-/// for one statement and the commit, not for the whole conversation: that wait, not the round
-/// trips before it, is what bounds the bookings per second.
+/// The department is read without a lock, together with the appointment's id, the named staff
+/// member's state and the account's low-balance threshold; the slot and the worker are checked
+/// on that; then one statement inserts the appointment (the department's capacity, a trigger,
+/// and the worker's one-at-a-time rule, an exclusion constraint, decide it there), spends the
+/// credit and writes the events. The statement goes on only if the department row is still the
+/// version the booking was decided on (its `xmin`, compared under the row lock the capacity
+/// trigger takes anyway), the staff member still active and the threshold unchanged; else it
+/// writes nothing and the booking is decided again on what is current. So the rows that every
+/// booking of a department (and of an organization) waits for are held for that one statement
+/// and its commit, not for the whole conversation: that wait, not the round trips before it, is
+/// what bounds the bookings per second.
 pub async fn book(
     connection: &mut PgConnection,
+    memo: &BookingMemo,
     tenant: Tenant,
     booking: &NewAppointment,
     describe: impl Fn(&AppointmentRow) -> ApiResult<Value>,
 ) -> ApiResult<AppointmentRow> {
-    let readings = std::iter::repeat_n(Reading::Optimistic, OPTIMISTIC_READS)
-        .chain(std::iter::once(Reading::Locked));
-    for reading in readings {
-        let seen = read_for_booking(&mut *connection, tenant, booking, reading).await?;
-        let department = &seen.department;
-        let starts_at = start_at(department, booking.date_time.as_str())?;
-        let worker_id = match booking.worker_id {
-            Some(id) => Some(workers::bookable(id, seen.worker_active)?),
-            None => unnamed_worker(department)?,
+    let department_id = booking.department_id;
+    // First on what this process read of the department before, if it did: only a booking
+    // that goes through is decided on that; a refusal is decided again on a fresh read.
+    if let Some((known, appointment_id)) = memo.recall(tenant, department_id) {
+        let seen = Seen {
+            known,
+            appointment_id,
+            // Checked by the statement, which writes nothing if the worker is not one of the
+            // department's active ones.
+            worker_active: booking.worker_id.map(|_| true),
         };
-        let slot = offered_slot(department, starts_at)?;
-        // The columns keep microseconds: the answer shows what a later read shows.
-        let at = Utc::now().trunc_subsecs(6);
-        let appointment = AppointmentRow {
-            id: seen.appointment_id,
-            organization_id: tenant.organization_id,
-            livemode: tenant.livemode,
-            department_id: department.id,
-            department_name: department.name.clone(),
-            worker_id,
-            starts_at: slot.starts_at,
-            ends_at: slot.ends_at,
-            local_starts_at: slot.local,
-            timezone: department.timezone.clone(),
-            status: Status::Confirmed,
-            name: booking.name.as_str().to_owned(),
-            external_user_id: booking
-                .external_user_id
-                .as_ref()
-                .map(|id| id.as_str().to_owned()),
-            phone: booking
-                .phone
-                .as_ref()
-                .map(|phone| phone.as_str().to_owned()),
-            email: booking
-                .email
-                .as_ref()
-                .map(|email| email.as_str().to_owned()),
-            notes: booking
-                .notes
-                .as_ref()
-                .map(|notes| notes.as_str().to_owned()),
-            metadata: SqlJson(booking.metadata.as_map().clone()),
-            check_in_token: random_token(32),
-            credits_consumed: 1,
-            sequence: 1,
-            created_at: at,
-            updated_at: at,
-            cancelled_at: None,
-            cancelled_by: None,
-            cancel_reason: None,
-        };
-        let event = Envelope::new(
-            events::APPOINTMENT_CREATED,
-            tenant.livemode,
-            Some(appointment.sequence),
-            describe(&appointment)?,
-        );
-        match write_booking(&mut *connection, &seen, &appointment, &event)
-            .await
-            .map_err(booking_refusal)?
-        {
-            Written::Stale => continue,
-            Written::Booked { balance, threshold } => {
-                ledger::announce_spend(connection, tenant, balance, threshold).await?;
+        if let Ok(decided) = decide(tenant, booking, &describe, &seen) {
+            // A refusal of the statement is the database's, on the department as it is now.
+            if let Some(appointment) = write(connection, &seen, decided).await? {
                 return Ok(appointment);
             }
         }
+        memo.forget(tenant, department_id);
     }
-    Err(ApiError::internal(anyhow::anyhow!(
-        "a booking decided under its department's lock found the department changed"
-    )))
+    for _ in 0..OPTIMISTIC_READS {
+        let seen = read_for_booking(connection, memo, tenant, booking, Reading::Optimistic).await?;
+        if let Some(appointment) = attempt(connection, tenant, booking, &describe, &seen).await? {
+            return Ok(appointment);
+        }
+    }
+    // The department kept changing: decided under its lock, held until the write commits.
+    let mut locked = connection.begin().await?;
+    let seen = read_for_booking(&mut locked, memo, tenant, booking, Reading::Locked).await?;
+    let Some(appointment) = attempt(&mut locked, tenant, booking, &describe, &seen).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a booking decided under its department's lock found the department changed"
+        )));
+    };
+    locked.commit().await?;
+    Ok(appointment)
+}
+
+/// One decision of a booking on `seen` and its write (see [`book`]): `None` when what it was
+/// decided on changed before the write, which then wrote nothing.
+async fn attempt(
+    connection: &mut PgConnection,
+    tenant: Tenant,
+    booking: &NewAppointment,
+    describe: &impl Fn(&AppointmentRow) -> ApiResult<Value>,
+    seen: &Seen,
+) -> ApiResult<Option<AppointmentRow>> {
+    let decided = decide(tenant, booking, describe, seen)?;
+    write(connection, seen, decided).await
+}
+
+/// A booking decided on: the appointment, its event, the balance events its spend may announce.
+struct Decided {
+    appointment: AppointmentRow,
+    event: Envelope<Value>,
+    announcements: Vec<ledger::Announcement>,
+}
+
+/// Decides `booking` on `seen`: the slot it takes and the staff member it names, or why not.
+fn decide(
+    tenant: Tenant,
+    booking: &NewAppointment,
+    describe: &impl Fn(&AppointmentRow) -> ApiResult<Value>,
+    seen: &Seen,
+) -> ApiResult<Decided> {
+    let department = &seen.known.department;
+    let starts_at = start_at(department, booking.date_time.as_str())?;
+    let worker_id = match booking.worker_id {
+        Some(id) => Some(workers::bookable(id, seen.worker_active)?),
+        None => unnamed_worker(department)?,
+    };
+    let slot = offered_slot(department, starts_at)?;
+    // The columns keep microseconds: the answer shows what a later read shows.
+    let at = Utc::now().trunc_subsecs(6);
+    let appointment = AppointmentRow {
+        id: seen.appointment_id,
+        organization_id: tenant.organization_id,
+        livemode: tenant.livemode,
+        department_id: department.id,
+        department_name: department.name.clone(),
+        worker_id,
+        starts_at: slot.starts_at,
+        ends_at: slot.ends_at,
+        local_starts_at: slot.local,
+        timezone: department.timezone.clone(),
+        status: Status::Confirmed,
+        name: booking.name.as_str().to_owned(),
+        external_user_id: booking
+            .external_user_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned()),
+        phone: booking
+            .phone
+            .as_ref()
+            .map(|phone| phone.as_str().to_owned()),
+        email: booking
+            .email
+            .as_ref()
+            .map(|email| email.as_str().to_owned()),
+        notes: booking
+            .notes
+            .as_ref()
+            .map(|notes| notes.as_str().to_owned()),
+        metadata: SqlJson(booking.metadata.as_map().clone()),
+        check_in_token: random_token(32),
+        credits_consumed: 1,
+        sequence: 1,
+        created_at: at,
+        updated_at: at,
+        cancelled_at: None,
+        cancelled_by: None,
+        cancel_reason: None,
+    };
+    let event = Envelope::new(
+        events::APPOINTMENT_CREATED,
+        tenant.livemode,
+        Some(appointment.sequence),
+        describe(&appointment)?,
+    );
+    let announcements = ledger::spend_announcements(tenant, seen.known.low_balance_threshold);
+    Ok(Decided {
+        appointment,
+        event,
+        announcements,
+    })
+}
+
+/// Writes what was decided on `seen` (see [`write_booking`]): the appointment, or `None` when
+/// `seen` is no longer so and nothing was written.
+async fn write(
+    connection: &mut PgConnection,
+    seen: &Seen,
+    decided: Decided,
+) -> ApiResult<Option<AppointmentRow>> {
+    let Decided {
+        appointment,
+        event,
+        announcements,
+    } = decided;
+    let written = write_booking(connection, seen, &appointment, &event, &announcements)
+        .await
+        .map_err(booking_refusal)?;
+    Ok(written.then_some(appointment))
 }
 
 /// The error of a booking the database refused: no credit left, or a conflict (see
@@ -424,17 +505,25 @@ fn booking_refusal(error: sqlx::Error) -> ApiError {
     }
 }
 
-/// A department as a booking reads it, with what the write needs from the same round trip.
-#[derive(Debug, sqlx::FromRow)]
+/// What a booking is decided on: its department as read (now or by an earlier booking of this
+/// process), and the id the appointment will have (sequence numbers are never reused, written
+/// or not).
 struct Seen {
-    #[sqlx(flatten)]
-    department: Department,
-    /// The row version the booking is decided on.
-    version: String,
-    /// The id the appointment will have (sequence numbers are never reused, written or not).
+    known: Arc<Known>,
     appointment_id: i64,
     /// Whether the staff member named is active: `None` when none was named or it is not one
     /// of the department's.
+    worker_active: Option<bool>,
+}
+
+/// A department as a read for a booking returns it, with what the write needs from the same
+/// round trip.
+#[derive(sqlx::FromRow)]
+struct Read {
+    #[sqlx(flatten)]
+    known: Known,
+    /// The id of this booking's appointment, then those allocated ahead for the memo.
+    appointment_ids: Vec<i64>,
     worker_active: Option<bool>,
 }
 
@@ -449,9 +538,11 @@ enum Reading {
 }
 
 /// Reads the tenant's department `department_id` (404 when it has none such) and allocates the
-/// id of the appointment about to be booked, in one round trip.
+/// id of the appointment about to be booked, in one round trip; remembers them in `memo`, with
+/// ids allocated ahead when its own run low.
 async fn read_for_booking(
     connection: &mut PgConnection,
+    memo: &BookingMemo,
     tenant: Tenant,
     booking: &NewAppointment,
     reading: Reading,
@@ -460,50 +551,78 @@ async fn read_for_booking(
         Reading::Optimistic => "",
         Reading::Locked => " FOR NO KEY UPDATE OF d",
     };
+    let ahead = if memo.ids_left() < IDS_LOW {
+        IDS_AHEAD
+    } else {
+        0
+    };
     // The version is read from the row the lock (if any) was taken on: the newest one.
     let select = concat!(
         "SELECT ",
         department_columns!(),
-        ", d.xmin::text AS version,
-           nextval(pg_get_serial_sequence('appointments', 'id')) AS appointment_id,
+        ", d.xmin::text AS version, c.low_balance_threshold,
+           ARRAY(SELECT nextval(pg_get_serial_sequence('appointments', 'id'))
+                   FROM generate_series(0, $5)) AS appointment_ids,
            (SELECT w.is_active FROM workers w
              WHERE w.id = $4 AND w.department_id = d.id) AS worker_active
       FROM departments d JOIN organizations o ON o.id = d.organization_id
+      JOIN credit_accounts c ON c.organization_id = d.organization_id AND c.livemode = d.livemode
      WHERE d.id = $1 AND d.organization_id = $2 AND d.livemode = $3"
     );
-    sqlx::query_as(&format!("{select}{lock}"))
+    let read: Read = sqlx::query_as(&format!("{select}{lock}"))
         .bind(booking.department_id)
         .bind(tenant.organization_id)
         .bind(tenant.livemode)
         .bind(booking.worker_id)
+        .bind(ahead)
         .fetch_optional(connection)
         .await?
-        .ok_or_else(department_not_found)
+        .ok_or_else(department_not_found)?;
+    let mut ids = read.appointment_ids.into_iter();
+    let appointment_id = ids.next().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "a booking's read allocated no appointment id"
+        ))
+    })?;
+    let known = Arc::new(read.known);
+    memo.learn(known.clone(), ids);
+    Ok(Seen {
+        known,
+        appointment_id,
+        worker_active: read.worker_active,
+    })
 }
 
-/// What the write did.
-enum Written {
-    /// Booked: the credit balance after the spend, and the account's low-balance threshold.
-    Booked { balance: i64, threshold: i64 },
-    /// The department changed (or the staff member was deactivated) since `seen` was read;
-    /// nothing was written.
-    Stale,
-}
-
-/// Writes `appointment` (whose id `seen` allocated) with its `appointment.created` event and
-/// the credit it spends, if the department is still as `seen`. Errors are the database's:
-/// capacity, staff member busy, duplicate, credit balance (see [`booking_refusal`]).
+/// Writes `appointment` (whose id `seen` allocated) with its `appointment.created` event, the
+/// credit it spends and those of `announcements` whose balance the spend leaves, if the
+/// department is still as `seen` (and the staff member still active, and the threshold the
+/// announcements were made for unchanged): `false` when not, and nothing was written. Errors
+/// are the database's: capacity, staff member busy, duplicate, credit balance (see
+/// [`booking_refusal`]).
 async fn write_booking(
     connection: &mut PgConnection,
     seen: &Seen,
     row: &AppointmentRow,
     event: &Envelope<Value>,
-) -> Result<Written, sqlx::Error> {
-    let department = &seen.department;
-    let written: Option<(i64, i64)> = sqlx::query_as(
+    announcements: &[ledger::Announcement],
+) -> Result<bool, sqlx::Error> {
+    let department = &seen.known.department;
+    let (announced_at, announced): (Vec<i64>, Vec<_>) = announcements
+        .iter()
+        .map(|announcement| (announcement.after, SqlJson(&announcement.event)))
+        .unzip();
+    let announced_ids: Vec<&str> = announcements.iter().map(|a| a.event.id.as_str()).collect();
+    let announced_kinds: Vec<&str> = announcements
+        .iter()
+        .map(|a| a.event.kind.as_str())
+        .collect();
+    let written = sqlx::query(
         "WITH d AS (
              SELECT d.id FROM departments d
               WHERE d.id = $1 AND d.xmin::text = $2
+                AND EXISTS (SELECT 1 FROM credit_accounts c
+                             WHERE c.organization_id = $5 AND c.livemode = $6
+                               AND c.low_balance_threshold = $25)
                 FOR NO KEY UPDATE
          ), w AS (
              SELECT w.id FROM workers w
@@ -527,13 +646,17 @@ async fn write_booking(
          ), e AS (
              INSERT INTO events (id, organization_id, livemode, type, appointment_id, sequence, payload)
              SELECT $22, $5, $6, $23, a.id, $20, $24 FROM a
+         ), b AS (
+             INSERT INTO events (id, organization_id, livemode, type, payload)
+             SELECT n.id, $5, $6, n.kind, n.payload
+               FROM l, unnest($26::text[], $27::text[], $28::jsonb[], $29::bigint[])
+                       AS n (id, kind, payload, after)
+              WHERE n.after = l.balance_after
          )
-         SELECT l.balance_after, c.low_balance_threshold
-           FROM l, credit_accounts c
-          WHERE c.organization_id = $5 AND c.livemode = $6",
+         SELECT 1 FROM a",
     )
     .bind(department.id)
-    .bind(&seen.version)
+    .bind(&seen.known.version)
     .bind(row.worker_id)
     .bind(seen.appointment_id)
     .bind(department.organization_id)
@@ -556,12 +679,14 @@ async fn write_booking(
     .bind(&event.id)
     .bind(&event.kind)
     .bind(SqlJson(event))
+    .bind(seen.known.low_balance_threshold)
+    .bind(announced_ids)
+    .bind(announced_kinds)
+    .bind(announced)
+    .bind(announced_at)
     .fetch_optional(connection)
     .await?;
-    Ok(match written {
-        Some((balance, threshold)) => Written::Booked { balance, threshold },
-        None => Written::Stale,
-    })
+    Ok(written.is_some())
 }
 
 /// Every column a PATCH may change, as they are to be stored.

@@ -63,6 +63,7 @@ async fn a_panicking_handler_answers_500_in_the_envelope_and_the_connection_stay
         settings: std::sync::Arc::new(settings),
         sender,
         allowances: Default::default(),
+        bookings: Default::default(),
     };
     // The real middleware stack around one route that panics, and one that does not.
     let routes = axum::Router::new()

@@ -444,6 +444,7 @@ async fn a_panic_and_a_timeout_are_counted_and_logged_with_the_status_answered()
         settings: Arc::new(settings),
         sender,
         allowances: Default::default(),
+        bookings: Default::default(),
     };
     let routes = axum::Router::new()
         .route("/metrics-probe/panics", axum::routing::get(panics))

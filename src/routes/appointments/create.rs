@@ -1,5 +1,5 @@
 //! `POST /appointments`: a place at the slot's instants and one credit, taken in one transaction
-//! with the event.
+//! with the events.
 
 use aide::openapi::ReferenceOr;
 use aide::transform::{TransformOperation, TransformResponse};
@@ -59,9 +59,9 @@ async fn book_once(
     state: &AppState,
     booking: &NewAppointment,
 ) -> ApiResult<Response> {
-    let mut tx = state.pool.begin().await?;
-    let bytes = book(&mut tx, auth, state, booking).await?;
-    tx.commit().await?;
+    // The booking is one statement, its own transaction (see `store::book`).
+    let mut connection = state.pool.acquire().await?;
+    let bytes = book(&mut connection, auth, state, booking).await?;
     metrics::booking_created();
     Ok(created(bytes))
 }
@@ -103,7 +103,8 @@ async fn book_with_key(
     }
 }
 
-/// Books the slot inside the caller's transaction; answers the JSON bytes of the 201 body.
+/// Books the slot (inside the caller's transaction, if `connection` is in one); answers the
+/// JSON bytes of the 201 body.
 async fn book(
     connection: &mut PgConnection,
     auth: &ApiKeyAuth,
@@ -111,7 +112,7 @@ async fn book(
     booking: &NewAppointment,
 ) -> ApiResult<Vec<u8>> {
     let public_url = &state.settings.public_url;
-    let appointment = store::book(connection, auth.tenant, booking, |row| {
+    let appointment = store::book(connection, &state.bookings, auth.tenant, booking, |row| {
         let mut event = AppointmentEvent::of(Appointment::new(row, public_url));
         event.object.credits_used = Some(1);
         event.to_data()

@@ -1,0 +1,244 @@
+//! What a server process remembers of a department between its bookings: a change made through
+//! another process is seen by the very next booking, accepted or refused as on a fresh read.
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    expect_error, expect_status, slot, spawn_app, start_server, test_settings, TestApp,
+};
+
+/// Sends `body` to `path` of the process at `base`, with the app's test key.
+async fn send_at(
+    app: &TestApp,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Response {
+    let mut request = app
+        .client
+        .request(method, format!("{base}/api/v1{path}"))
+        .header("X-API-Key", &app.org.test_key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("request sent")
+}
+
+/// Books `department` at `time` the day after tomorrow through the app's own process.
+async fn book(app: &TestApp, department: i64, time: &str, extra: Value) -> Response {
+    let mut body =
+        json!({"departmentId": department, "dateTime": slot(2, time), "name": "Awa Diallo"});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    app.post("/appointments", &app.org.test_key, &body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn department_changes_made_through_another_process_are_seen_by_the_next_booking() {
+    let app = spawn_app().await;
+    let other = start_server(test_settings(&app.database.url())).await;
+    let department = app.create_department(&app.org.test_key, 2).await;
+    let path = format!("/departments/{department}");
+    // This process reads the department and remembers it.
+    expect_status(
+        book(&app, department, "09:00", json!({})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    // Deactivated elsewhere: refused here, and nothing written.
+    let change = json!({"isActive": false});
+    expect_status(
+        send_at(&app, &other, Method::PATCH, &path, Some(change)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let before = app.footprint().await;
+    let refused = book(&app, department, "09:30", json!({})).await;
+    expect_error(
+        refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "DEPARTMENT_INACTIVE",
+    )
+    .await;
+    assert_eq!(app.footprint().await, before, "nothing was written");
+
+    // Active again elsewhere: this process last saw it inactive, and books.
+    let change = json!({"isActive": true, "name": "Guichet 2"});
+    expect_status(
+        send_at(&app, &other, Method::PATCH, &path, Some(change)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let booked = expect_status(
+        book(&app, department, "09:30", json!({})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        booked["department"]["name"], "Guichet 2",
+        "renamed elsewhere"
+    );
+
+    // Capacity lowered elsewhere to the one place already taken at 09:00.
+    let change = json!({"capacity": 1});
+    expect_status(
+        send_at(&app, &other, Method::PATCH, &path, Some(change)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let full = book(&app, department, "09:00", json!({})).await;
+    expect_error(full, StatusCode::CONFLICT, "SLOT_NOT_AVAILABLE").await;
+
+    // Hours closed elsewhere: the slot is no longer offered here.
+    let closed: Value = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+    .iter()
+    .map(|day| (day.to_string(), json!([{"start": "14:00", "end": "15:00"}])))
+    .collect::<serde_json::Map<_, _>>()
+    .into();
+    let change = json!({"openingHours": closed});
+    expect_status(
+        send_at(&app, &other, Method::PATCH, &path, Some(change)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let before = app.footprint().await;
+    let refused = book(&app, department, "10:00", json!({})).await;
+    expect_error(
+        refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "SLOT_NOT_OFFERED",
+    )
+    .await;
+    assert_eq!(app.footprint().await, before, "nothing was written");
+    expect_status(
+        book(&app, department, "14:00", json!({})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_deactivated_through_another_process_is_refused_by_the_next_booking() {
+    let app = spawn_app().await;
+    let other = start_server(test_settings(&app.database.url())).await;
+    let key = &app.org.test_key;
+    let department = app.create_department(key, 3).await;
+    let worker = app.create_worker(key, department, "Awa").await;
+    let named = json!({"workerId": worker});
+    expect_status(
+        book(&app, department, "09:00", named.clone()).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let path = format!("/departments/{department}/workers/{worker}");
+    let deactivated = send_at(&app, &other, Method::DELETE, &path, None).await;
+    assert!(
+        deactivated.status().is_success(),
+        "{}",
+        deactivated.status()
+    );
+    let before = app.footprint().await;
+
+    let refused = book(&app, department, "10:00", named).await;
+    expect_error(refused, StatusCode::UNPROCESSABLE_ENTITY, "WORKER_INACTIVE").await;
+    assert_eq!(app.footprint().await, before, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_set_through_another_process_decides_the_next_bookings_events() {
+    let app = spawn_app().await;
+    let other = start_server(test_settings(&app.database.url())).await;
+    let key = &app.org.test_key;
+    let department = app.create_department(key, 10).await;
+    expect_status(
+        book(&app, department, "09:00", json!({})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let balance = app.balance(key).await;
+
+    // Set elsewhere so that the second booking from now crosses it.
+    let threshold = balance - 2;
+    let settings = json!({"lowBalanceThreshold": threshold});
+    let set = send_at(
+        &app,
+        &other,
+        Method::PUT,
+        "/credits/settings",
+        Some(settings),
+    )
+    .await;
+    expect_status(set, StatusCode::OK).await;
+    for time in ["09:30", "10:00", "10:30"] {
+        expect_status(
+            book(&app, department, time, json!({})).await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+
+    let low: Vec<Value> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE type = 'credits.low' AND organization_id = $1",
+    )
+    .bind(app.org.id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(low.len(), 1, "{low:?}");
+    let object = &low[0]["data"]["object"];
+    assert_eq!(object["availableCredits"], threshold);
+    assert_eq!(object["lowBalanceThreshold"], threshold);
+    app.assert_ledger_consistent().await;
+}
+
+/// Ids allocated ahead by one process and bookings of another interleave without a clash, and
+/// every booking keeps one id, one ledger line and one event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_booking_in_turn_each_give_distinct_ids() {
+    let app = spawn_app().await;
+    let other = start_server(test_settings(&app.database.url())).await;
+    let department = app.create_department(&app.org.test_key, 50).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let body = json!({"departmentId": department, "dateTime": slot(2, "11:00"), "name": format!("Person {i}")});
+        let base = if i % 3 == 0 {
+            other.clone()
+        } else {
+            app.address.clone()
+        };
+        let response = send_at(&app, &base, Method::POST, "/appointments", Some(body)).await;
+        let created = expect_status(response, StatusCode::CREATED).await;
+        ids.push(created["id"].as_i64().unwrap());
+        let read = app
+            .get(&format!("/appointments/{}", ids[i]), &app.org.test_key)
+            .await;
+        assert_eq!(expect_status(read, StatusCode::OK).await, created);
+    }
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+    let events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE type = 'appointment.created' AND appointment_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(events, 12);
+    app.assert_ledger_consistent().await;
+}
