@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::access_log;
 use crate::domain::keys::{allows, hash_key, key_mode, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::known_keys::ValidKey;
 use crate::ledger::Account;
 use crate::openapi::refer_response;
 use crate::rate_limit;
@@ -50,6 +51,16 @@ impl ApiKeyAuth {
     }
 }
 
+impl From<ValidKey> for ApiKeyAuth {
+    fn from(key: ValidKey) -> Self {
+        Self {
+            key_id: key.id,
+            tenant: key.tenant,
+            scopes: key.scopes,
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for ApiKeyAuth {
     type Rejection = ApiError;
 
@@ -57,44 +68,145 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = presented_token(&parts.headers, true)?;
-        if key_mode(&key).is_none() {
-            return Err(malformed());
-        }
-        let limit = state.settings.rate_limit_per_hour;
-        let row = api_keys::presented(&state.pool, &hash_key(&key)).await?;
-        let row =
-            row.ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "The API key is not valid"))?;
-        let now = Utc::now();
-        if row.revoked_at.is_some() || row.expires_at.is_some_and(|at| at <= now) {
+        let hash = presented_hash(parts)?;
+        let caller = look_up(state, &hash).await?;
+        admit(parts, state, &caller).await?;
+        Ok(caller)
+    }
+}
+
+/// The digest of the key the request presents (401 when it presents none, or a malformed one).
+fn presented_hash(parts: &Parts) -> ApiResult<Vec<u8>> {
+    let key = presented_token(&parts.headers, true)?;
+    if key_mode(&key).is_none() {
+        return Err(malformed());
+    }
+    Ok(hash_key(&key))
+}
+
+/// The key whose digest is `hash`, read now: 401 unless it exists and is neither revoked nor
+/// expired. A valid key is remembered (see `known_keys`), a refused one forgotten.
+async fn look_up(state: &AppState, hash: &[u8]) -> ApiResult<ApiKeyAuth> {
+    let Some(row) = api_keys::presented(&state.pool, hash).await? else {
+        state.keys.forget(hash);
+        return Err(ApiError::new(
+            ErrorCode::InvalidApiKey,
+            "The API key is not valid",
+        ));
+    };
+    if row.revoked_at.is_some() || row.expires_at.is_some_and(|at| at <= Utc::now()) {
+        state.keys.forget(hash);
+        return Err(api_keys::refused());
+    }
+    let key = ValidKey {
+        id: row.id,
+        tenant: Tenant {
+            organization_id: row.organization_id,
+            livemode: row.livemode,
+        },
+        scopes: row.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+        expires_at: row.expires_at,
+    };
+    state.keys.learn(hash, key.clone());
+    Ok(ApiKeyAuth::from(key))
+}
+
+/// Names the caller in the access log and spends one request of its key's hourly quota (429
+/// when none is left).
+async fn admit(parts: &Parts, state: &AppState, caller: &ApiKeyAuth) -> ApiResult<()> {
+    // Authenticated, even if over its quota below: the access log names the key.
+    access_log::identify(&parts.extensions, &caller.key_id);
+    let limit = state.settings.rate_limit_per_hour;
+    if limit > 0 {
+        let quota =
+            rate_limit::admit(&state.pool, &state.allowances, &caller.key_id, limit).await?;
+        let reset = quota.reset;
+        rate_limit::record(quota);
+        if quota.exceeded() {
             return Err(ApiError::new(
-                ErrorCode::ExpiredApiKey,
-                "The API key has expired or was revoked",
-            ));
+                ErrorCode::RateLimitExceeded,
+                format!("This API key is limited to {limit} requests per hour"),
+            )
+            .with_detail("limit", limit)
+            .with_detail("resetAt", reset));
         }
-        // Authenticated, even if over its quota below: the access log names the key.
-        access_log::identify(&parts.extensions, &row.id);
-        if limit > 0 {
-            let quota = rate_limit::admit(&state.pool, &state.allowances, &row.id, limit).await?;
-            let reset = quota.reset;
-            rate_limit::record(quota);
-            if quota.exceeded() {
-                return Err(ApiError::new(
-                    ErrorCode::RateLimitExceeded,
-                    format!("This API key is limited to {limit} requests per hour"),
-                )
-                .with_detail("limit", limit)
-                .with_detail("resetAt", reset));
-            }
+    }
+    Ok(())
+}
+
+/// A caller whose key holds the scope `S`, as this process last found the key: not read again
+/// when it was found valid before. So whatever the request writes must check, in the statement
+/// that writes, that the key is still neither revoked nor expired (`api_keys.id =
+/// key_id AND revoked_at IS NULL …`), and every refusal is answered only after
+/// [`KnownKey::confirm`]: a key revoked by any process is refused by the next request, as with
+/// [`Authorized`], and a refusal never tells a revoked key more than 401.
+pub struct KnownKey<S> {
+    caller: ApiKeyAuth,
+    /// The key's digest while it is not confirmed by a read of this request.
+    unconfirmed: Option<Vec<u8>>,
+    scope: PhantomData<fn() -> S>,
+}
+
+impl<S> Deref for KnownKey<S> {
+    type Target = ApiKeyAuth;
+
+    fn deref(&self) -> &ApiKeyAuth {
+        &self.caller
+    }
+}
+
+impl<S> KnownKey<S> {
+    /// Reads the key unless this request did: its 401 when it was revoked or expired since.
+    pub async fn confirm(&self, state: &AppState) -> ApiResult<()> {
+        match &self.unconfirmed {
+            Some(hash) => look_up(state, hash).await.map(drop),
+            None => Ok(()),
         }
-        Ok(Self {
-            key_id: row.id,
-            tenant: Tenant {
-                organization_id: row.organization_id,
-                livemode: row.livemode,
+    }
+
+    /// `refusal`, or the key's 401 if it is no longer valid.
+    pub async fn refuse(&self, state: &AppState, refusal: ApiError) -> ApiError {
+        self.confirm(state).await.err().unwrap_or(refusal)
+    }
+}
+
+impl<S: RequiredScope + Send> FromRequestParts<AppState> for KnownKey<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let hash = presented_hash(parts)?;
+        let known = match state.keys.recall(&hash) {
+            Some(key) => KnownKey {
+                caller: ApiKeyAuth::from(key),
+                unconfirmed: Some(hash),
+                scope: PhantomData,
             },
-            scopes: row.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
-        })
+            None => KnownKey {
+                caller: look_up(state, &hash).await?,
+                unconfirmed: None,
+                scope: PhantomData,
+            },
+        };
+        let admitted = admit(parts, state, &known.caller)
+            .await
+            .and_then(|()| S::SCOPE.map_or(Ok(()), |scope| known.caller.require(scope)));
+        match admitted {
+            Ok(()) => Ok(known),
+            Err(refusal) => Err(known.refuse(state, refusal).await),
+        }
+    }
+}
+
+/// In the spec, exactly what [`Authorized`] is.
+impl<S: RequiredScope> aide::OperationInput for KnownKey<S> {
+    fn operation_input(
+        context: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) {
+        Authorized::<S>::operation_input(context, operation);
     }
 }
 

@@ -12,6 +12,7 @@ pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod json_objects;
+pub mod known_keys;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;

@@ -56,6 +56,7 @@ impl Application {
             sender,
             allowances: Arc::default(),
             bookings: Arc::default(),
+            keys: Arc::default(),
         };
         Ok(Self {
             port,

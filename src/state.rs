@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::booking_memo::BookingMemo;
 use crate::config::Settings;
+use crate::known_keys::KnownKeys;
 use crate::rate_limit::Allowances;
 use crate::webhooks::sender::Sender;
 
@@ -21,4 +22,6 @@ pub struct AppState {
     pub allowances: Arc<Allowances>,
     /// What this process's bookings read of their departments, and ids allocated ahead.
     pub bookings: Arc<BookingMemo>,
+    /// The API keys this process found valid.
+    pub keys: Arc<KnownKeys>,
 }

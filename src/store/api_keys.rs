@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::keys::{generate_key, hash_key, random_id, Scope};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::tenant::Tenant;
 
 /// A stored key; its clear text is never stored.
@@ -131,6 +131,14 @@ pub struct PresentedKey {
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// 401 `EXPIRED_API_KEY`: the key was revoked, or its expiry passed.
+pub fn refused() -> ApiError {
+    ApiError::new(
+        ErrorCode::ExpiredApiKey,
+        "The API key has expired or was revoked",
+    )
 }
 
 /// The key whose hash is `key_hash`, whatever its organization (the key is what names it).

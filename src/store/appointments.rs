@@ -22,6 +22,7 @@ use crate::domain::status::Status;
 use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode, FieldError};
 use crate::events::{self, Envelope, Subject};
 use crate::ledger;
+use crate::store::api_keys;
 use crate::store::departments::{department_columns, department_not_found, Department};
 use crate::store::workers::{self, bookable_worker};
 use crate::tenant::Tenant;
@@ -348,11 +349,11 @@ const IDS_LOW: usize = 8;
 pub async fn book(
     connection: &mut PgConnection,
     memo: &BookingMemo,
-    tenant: Tenant,
+    caller: &Caller<'_>,
     booking: &NewAppointment,
     describe: impl Fn(&AppointmentRow) -> ApiResult<Value>,
 ) -> ApiResult<AppointmentRow> {
-    let department_id = booking.department_id;
+    let (tenant, department_id) = (caller.tenant, booking.department_id);
     // First on what this process read of the department before, if it did: only a booking
     // that goes through is decided on that; a refusal is decided again on a fresh read.
     if let Some((known, appointment_id)) = memo.recall(tenant, department_id) {
@@ -365,7 +366,7 @@ pub async fn book(
         };
         if let Ok(decided) = decide(tenant, booking, &describe, &seen) {
             // A refusal of the statement is the database's, on the department as it is now.
-            if let Some(appointment) = write(connection, &seen, decided).await? {
+            if let Some(appointment) = write(connection, caller.key_id, &seen, decided).await? {
                 return Ok(appointment);
             }
         }
@@ -373,14 +374,14 @@ pub async fn book(
     }
     for _ in 0..OPTIMISTIC_READS {
         let seen = read_for_booking(connection, memo, tenant, booking, Reading::Optimistic).await?;
-        if let Some(appointment) = attempt(connection, tenant, booking, &describe, &seen).await? {
+        if let Some(appointment) = attempt(connection, caller, booking, &describe, &seen).await? {
             return Ok(appointment);
         }
     }
     // The department kept changing: decided under its lock, held until the write commits.
     let mut locked = connection.begin().await?;
     let seen = read_for_booking(&mut locked, memo, tenant, booking, Reading::Locked).await?;
-    let Some(appointment) = attempt(&mut locked, tenant, booking, &describe, &seen).await? else {
+    let Some(appointment) = attempt(&mut locked, caller, booking, &describe, &seen).await? else {
         return Err(ApiError::internal(anyhow::anyhow!(
             "a booking decided under its department's lock found the department changed"
         )));
@@ -393,13 +394,13 @@ pub async fn book(
 /// decided on changed before the write, which then wrote nothing.
 async fn attempt(
     connection: &mut PgConnection,
-    tenant: Tenant,
+    caller: &Caller<'_>,
     booking: &NewAppointment,
     describe: &impl Fn(&AppointmentRow) -> ApiResult<Value>,
     seen: &Seen,
 ) -> ApiResult<Option<AppointmentRow>> {
-    let decided = decide(tenant, booking, describe, seen)?;
-    write(connection, seen, decided).await
+    let decided = decide(caller.tenant, booking, describe, seen)?;
+    write(connection, caller.key_id, seen, decided).await
 }
 
 /// A booking decided on: the appointment, its event, the balance events its spend may announce.
@@ -479,9 +480,10 @@ fn decide(
 }
 
 /// Writes what was decided on `seen` (see [`write_booking`]): the appointment, or `None` when
-/// `seen` is no longer so and nothing was written.
+/// `seen` is no longer so and nothing was written; 401 when the key `key_id` is no longer valid.
 async fn write(
     connection: &mut PgConnection,
+    key_id: &str,
     seen: &Seen,
     decided: Decided,
 ) -> ApiResult<Option<AppointmentRow>> {
@@ -490,10 +492,21 @@ async fn write(
         event,
         announcements,
     } = decided;
-    let written = write_booking(connection, seen, &appointment, &event, &announcements)
-        .await
-        .map_err(booking_refusal)?;
-    Ok(written.then_some(appointment))
+    let written = write_booking(
+        connection,
+        seen,
+        &appointment,
+        &event,
+        &announcements,
+        key_id,
+    )
+    .await
+    .map_err(booking_refusal)?;
+    match written {
+        Written::Booked => Ok(Some(appointment)),
+        Written::Stale => Ok(None),
+        Written::KeyRefused => Err(api_keys::refused()),
+    }
 }
 
 /// The error of a booking the database refused: no credit left, or a conflict (see
@@ -503,6 +516,14 @@ fn booking_refusal(error: sqlx::Error) -> ApiError {
         Some("credit_balance_not_negative") => ledger::refusal(error),
         _ => booking_conflict(error),
     }
+}
+
+/// Who books: the tenant, and the key whose validity the booking statement checks (the
+/// request may not have read it, see `auth::KnownKey`).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub tenant: Tenant,
+    pub key_id: &'a str,
 }
 
 /// What a booking is decided on: its department as read (now or by an earlier booking of this
@@ -605,7 +626,8 @@ async fn write_booking(
     row: &AppointmentRow,
     event: &Envelope<Value>,
     announcements: &[ledger::Announcement],
-) -> Result<bool, sqlx::Error> {
+    key_id: &str,
+) -> Result<Written, sqlx::Error> {
     let department = &seen.known.department;
     let (announced_at, announced): (Vec<i64>, Vec<_>) = announcements
         .iter()
@@ -616,10 +638,15 @@ async fn write_booking(
         .iter()
         .map(|a| a.event.kind.as_str())
         .collect();
-    let written = sqlx::query(
-        "WITH d AS (
+    let written: (bool, bool) = sqlx::query_as(
+        "WITH k AS (
+             SELECT 1 FROM api_keys k
+              WHERE k.id = $30 AND k.revoked_at IS NULL
+                AND (k.expires_at IS NULL OR k.expires_at > now())
+         ), d AS (
              SELECT d.id FROM departments d
               WHERE d.id = $1 AND d.xmin::text = $2
+                AND EXISTS (SELECT 1 FROM k)
                 AND EXISTS (SELECT 1 FROM credit_accounts c
                              WHERE c.organization_id = $5 AND c.livemode = $6
                                AND c.low_balance_threshold = $25)
@@ -653,7 +680,7 @@ async fn write_booking(
                        AS n (id, kind, payload, after)
               WHERE n.after = l.balance_after
          )
-         SELECT 1 FROM a",
+         SELECT EXISTS (SELECT 1 FROM a), EXISTS (SELECT 1 FROM k)",
     )
     .bind(department.id)
     .bind(&seen.known.version)
@@ -684,9 +711,24 @@ async fn write_booking(
     .bind(announced_kinds)
     .bind(announced)
     .bind(announced_at)
-    .fetch_optional(connection)
+    .bind(key_id)
+    .fetch_one(connection)
     .await?;
-    Ok(written.is_some())
+    Ok(match written {
+        (true, _) => Written::Booked,
+        (false, true) => Written::Stale,
+        (false, false) => Written::KeyRefused,
+    })
+}
+
+/// What the booking statement did.
+enum Written {
+    Booked,
+    /// The department changed (or the staff member was deactivated, or the threshold changed)
+    /// since it was read: nothing was written.
+    Stale,
+    /// The key the request presented is revoked or expired: nothing was written.
+    KeyRefused,
 }
 
 /// Every column a PATCH may change, as they are to be stored.

@@ -242,3 +242,79 @@ async fn two_processes_booking_in_turn_each_give_distinct_ids() {
     assert_eq!(events, 12);
     app.assert_ledger_consistent().await;
 }
+
+/// Books `department` with `key` through the app's own process.
+async fn book_with(app: &TestApp, key: &str, department: i64, body: Value) -> Response {
+    let mut request =
+        json!({"departmentId": department, "dateTime": slot(2, "15:00"), "name": "Awa Diallo"});
+    if let (Some(request), Some(body)) = (request.as_object_mut(), body.as_object()) {
+        request.extend(body.clone());
+    }
+    app.post("/appointments", key, &request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_another_process_is_refused_by_the_next_booking() {
+    let app = spawn_app().await;
+    let other = start_server(test_settings(&app.database.url())).await;
+    let department = app.create_department(&app.org.test_key, 20).await;
+    let issued = app.issue_key(&["appointments:create"]).await;
+    let key = issued.key.as_str();
+    // This process reads the key on its first booking and remembers it.
+    expect_status(
+        book_with(&app, key, department, json!({})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    expect_status(
+        book_with(&app, key, department, json!({"name": "B"})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let path = format!("/api-keys/{}", issued.api_key.id);
+    let revoked = send_at(&app, &other, Method::DELETE, &path, None).await;
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    let before = app.footprint().await;
+
+    let refused = book_with(&app, key, department, json!({"name": "C"})).await;
+    expect_error(refused, StatusCode::UNAUTHORIZED, "EXPIRED_API_KEY").await;
+    // Refused as a revoked key before anything else: a bad body, an Idempotency-Key.
+    let bad = book_with(&app, key, department, json!({"dateTime": "tomorrow"})).await;
+    expect_error(bad, StatusCode::UNAUTHORIZED, "EXPIRED_API_KEY").await;
+    let keyed = app
+        .client
+        .post(app.url("/appointments"))
+        .header("X-API-Key", key)
+        .header("Idempotency-Key", "revoked-key-retry")
+        .json(&json!({"departmentId": department, "dateTime": slot(2, "16:00"), "name": "D"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(keyed, StatusCode::UNAUTHORIZED, "EXPIRED_API_KEY").await;
+    assert_eq!(app.footprint().await, before, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_expired_since_this_process_read_it_is_refused_by_the_next_booking() {
+    let app = spawn_app().await;
+    let department = app.create_department(&app.org.test_key, 20).await;
+    let issued = app.issue_key(&["appointments:create"]).await;
+    let key = issued.key.as_str();
+    expect_status(
+        book_with(&app, key, department, json!({})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    // Its expiry moved into the past by another hand than this process's.
+    sqlx::query("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(&issued.api_key.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let before = app.footprint().await;
+    let refused = book_with(&app, key, department, json!({"name": "B"})).await;
+    expect_error(refused, StatusCode::UNAUTHORIZED, "EXPIRED_API_KEY").await;
+    assert_eq!(app.footprint().await, before, "nothing was written");
+}

@@ -64,6 +64,7 @@ async fn a_panicking_handler_answers_500_in_the_envelope_and_the_connection_stay
         sender,
         allowances: Default::default(),
         bookings: Default::default(),
+        keys: Default::default(),
     };
     // The real middleware stack around one route that panics, and one that does not.
     let routes = axum::Router::new()

@@ -445,6 +445,7 @@ async fn a_panic_and_a_timeout_are_counted_and_logged_with_the_status_answered()
         sender,
         allowances: Default::default(),
         bookings: Default::default(),
+        keys: Default::default(),
     };
     let routes = axum::Router::new()
         .route("/metrics-probe/panics", axum::routing::get(panics))

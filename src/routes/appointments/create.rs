@@ -12,7 +12,7 @@ use axum::Json;
 use sqlx::{Connection, PgConnection};
 
 use super::json::{Appointment, AppointmentCreate, AppointmentEvent};
-use crate::auth::{scope, ApiKeyAuth, Authorized};
+use crate::auth::{scope, ApiKeyAuth, KnownKey};
 use crate::domain::appointment::NewAppointment;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, BODY_LIMIT};
@@ -20,29 +20,44 @@ use crate::idempotency::{self, request_hash, Claim, IdempotencyKey};
 use crate::metrics;
 use crate::openapi::{link, refer_response};
 use crate::state::AppState;
-use crate::store::appointments as store;
+use crate::store::appointments::{self as store, Caller};
 
 /// Books a slot: 201 with the appointment, `CONFIRMED`, one credit consumed.
 /// With an `Idempotency-Key`, a repeated request replays the first response instead.
+///
+/// The key is taken as this process last found it (see `KnownKey`): the booking statement
+/// checks it, and every refusal waits for a read of it, so a revoked key is refused at once.
 pub async fn create(
-    auth: Authorized<scope::AppointmentsCreate>,
+    auth: KnownKey<scope::AppointmentsCreate>,
     State(state): State<AppState>,
-    IdempotencyKey(key): IdempotencyKey,
-    ApiJson(body): ApiJson<AppointmentCreate>,
+    key: Result<IdempotencyKey, ApiError>,
+    body: Result<ApiJson<AppointmentCreate>, ApiError>,
 ) -> Response {
+    match book_request(&auth, &state, key, body).await {
+        Ok(response) => response,
+        Err(refusal) => auth.refuse(&state, refusal).await.into_response(),
+    }
+}
+
+async fn book_request(
+    auth: &KnownKey<scope::AppointmentsCreate>,
+    state: &AppState,
+    key: Result<IdempotencyKey, ApiError>,
+    body: Result<ApiJson<AppointmentCreate>, ApiError>,
+) -> ApiResult<Response> {
+    let IdempotencyKey(key) = key?;
+    let ApiJson(body) = body?;
     let fingerprint = serde_json::to_vec(&body).unwrap_or_default();
-    let booking = match NewAppointment::try_from(body) {
-        Ok(booking) => booking,
-        Err(error) => return error.into_response(),
-    };
-    let result = match key {
-        None => book_once(&auth, &state, &booking).await,
+    let booking = NewAppointment::try_from(body)?;
+    match key {
+        None => book_once(auth, state, &booking).await,
         Some(key) => {
+            // A key's history keeps its refusals: only a key read by this request writes one.
+            auth.confirm(state).await?;
             let hash = request_hash(&[b"POST /api/v1/appointments", &fingerprint]);
-            book_with_key(&auth, &state, &booking, &key, &hash).await
+            book_with_key(auth, state, &booking, &key, &hash).await
         }
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
+    }
 }
 
 fn created(bytes: Vec<u8>) -> Response {
@@ -112,7 +127,11 @@ async fn book(
     booking: &NewAppointment,
 ) -> ApiResult<Vec<u8>> {
     let public_url = &state.settings.public_url;
-    let appointment = store::book(connection, &state.bookings, auth.tenant, booking, |row| {
+    let caller = Caller {
+        tenant: auth.tenant,
+        key_id: &auth.key_id,
+    };
+    let appointment = store::book(connection, &state.bookings, &caller, booking, |row| {
         let mut event = AppointmentEvent::of(Appointment::new(row, public_url));
         event.object.credits_used = Some(1);
         event.to_data()
