@@ -26,14 +26,20 @@ async fn send_at(
     request.send().await.expect("request sent")
 }
 
-/// Books `department` at `time` the day after tomorrow through the app's own process.
-async fn book(app: &TestApp, department: i64, time: &str, extra: Value) -> Response {
+/// Books `department` at `time` the day after tomorrow through the app's own process, with
+/// `key`; `extra` members added to (or replacing those of) the body.
+async fn book_as(app: &TestApp, key: &str, department: i64, time: &str, extra: Value) -> Response {
     let mut body =
         json!({"departmentId": department, "dateTime": slot(2, time), "name": "Awa Diallo"});
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
         body.extend(extra.clone());
     }
-    app.post("/appointments", &app.org.test_key, &body).await
+    app.post("/appointments", key, &body).await
+}
+
+/// [`book_as`] with the app's test key.
+async fn book(app: &TestApp, department: i64, time: &str, extra: Value) -> Response {
+    book_as(app, &app.org.test_key, department, time, extra).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,16 +249,6 @@ async fn two_processes_booking_in_turn_each_give_distinct_ids() {
     app.assert_ledger_consistent().await;
 }
 
-/// Books `department` with `key` through the app's own process.
-async fn book_with(app: &TestApp, key: &str, department: i64, body: Value) -> Response {
-    let mut request =
-        json!({"departmentId": department, "dateTime": slot(2, "15:00"), "name": "Awa Diallo"});
-    if let (Some(request), Some(body)) = (request.as_object_mut(), body.as_object()) {
-        request.extend(body.clone());
-    }
-    app.post("/appointments", key, &request).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_through_another_process_is_refused_by_the_next_booking() {
     let app = spawn_app().await;
@@ -262,12 +258,12 @@ async fn a_key_revoked_through_another_process_is_refused_by_the_next_booking() 
     let key = issued.key.as_str();
     // This process reads the key on its first booking and remembers it.
     expect_status(
-        book_with(&app, key, department, json!({})).await,
+        book_as(&app, key, department, "15:00", json!({})).await,
         StatusCode::CREATED,
     )
     .await;
     expect_status(
-        book_with(&app, key, department, json!({"name": "B"})).await,
+        book_as(&app, key, department, "15:00", json!({"name": "B"})).await,
         StatusCode::CREATED,
     )
     .await;
@@ -277,10 +273,17 @@ async fn a_key_revoked_through_another_process_is_refused_by_the_next_booking() 
     assert!(revoked.status().is_success(), "{}", revoked.status());
     let before = app.footprint().await;
 
-    let refused = book_with(&app, key, department, json!({"name": "C"})).await;
+    let refused = book_as(&app, key, department, "15:00", json!({"name": "C"})).await;
     expect_error(refused, StatusCode::UNAUTHORIZED, "EXPIRED_API_KEY").await;
     // Refused as a revoked key before anything else: a bad body, an Idempotency-Key.
-    let bad = book_with(&app, key, department, json!({"dateTime": "tomorrow"})).await;
+    let bad = book_as(
+        &app,
+        key,
+        department,
+        "15:00",
+        json!({"dateTime": "tomorrow"}),
+    )
+    .await;
     expect_error(bad, StatusCode::UNAUTHORIZED, "EXPIRED_API_KEY").await;
     let keyed = app
         .client
@@ -302,7 +305,7 @@ async fn a_key_expired_since_this_process_read_it_is_refused_by_the_next_booking
     let issued = app.issue_key(&["appointments:create"]).await;
     let key = issued.key.as_str();
     expect_status(
-        book_with(&app, key, department, json!({})).await,
+        book_as(&app, key, department, "15:00", json!({})).await,
         StatusCode::CREATED,
     )
     .await;
@@ -314,7 +317,7 @@ async fn a_key_expired_since_this_process_read_it_is_refused_by_the_next_booking
         .await
         .unwrap();
     let before = app.footprint().await;
-    let refused = book_with(&app, key, department, json!({"name": "B"})).await;
+    let refused = book_as(&app, key, department, "15:00", json!({"name": "B"})).await;
     expect_error(refused, StatusCode::UNAUTHORIZED, "EXPIRED_API_KEY").await;
     assert_eq!(app.footprint().await, before, "nothing was written");
 }
