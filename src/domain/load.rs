@@ -60,14 +60,20 @@ impl Load {
         if start >= end {
             return 0;
         }
-        // The load only changes at steps: the peak is at `start` or at a step inside.
+        // The load only changes at steps: the peak is at `start` or at a step inside. The load
+        // at `start` is that of the last step at or before it (as `at`, one search for both).
         let first_inside = self.steps.partition_point(|(at, _)| *at <= start);
+        let at_start = first_inside
+            .checked_sub(1)
+            .and_then(|index| self.steps.get(index))
+            .map_or(0, |(_, load)| *load);
         self.steps
+            .get(first_inside..)
+            .unwrap_or_default()
             .iter()
-            .skip(first_inside)
             .take_while(|(at, _)| *at < end)
             .map(|(_, load)| *load)
-            .fold(self.at(start), i64::max)
+            .fold(at_start, i64::max)
     }
 
     /// Places left in `[start, end)` for a department serving `capacity` people at once.

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
-    Weekday,
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
+    TimeZone, Utc, Weekday,
 };
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ pub const WEEKDAYS: [&str; 7] = [
 ];
 
 /// Minutes since local midnight, 0..=1440 ("24:00" closes a day).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClockTime(u16);
 
 impl ClockTime {
@@ -57,7 +57,7 @@ pub struct RangeText {
     pub end: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OpeningRange {
     pub start: ClockTime,
     pub end: ClockTime,
@@ -255,20 +255,31 @@ impl Schedule {
 
     /// Whether a slot of the grid can be booked at `now`.
     pub fn bookability(&self, slot: &Slot, now: DateTime<Utc>) -> Result<(), Unbookable> {
-        if slot.starts_at <= now {
-            return Err(Unbookable::Past);
+        self.bookable_at(now).check(slot)
+    }
+
+    /// The bookability rules at `now`, worked out once for any number of slots (the local date
+    /// of `now` is a time-zone conversion, the notice and horizon are checked arithmetic).
+    pub fn bookable_at(&self, now: DateTime<Utc>) -> Bookable {
+        // `now`'s local date, as `now.with_timezone(..).date_naive()` has it, checked.
+        let offset = self
+            .timezone
+            .offset_from_utc_datetime(&now.naive_utc())
+            .fix();
+        let horizon = match now.naive_utc().checked_add_offset(offset) {
+            Some(local) => local
+                .date()
+                .checked_add_signed(Duration::days(self.max_advance_days)),
+            // At an end of chrono's calendar, where no local date can be written: before it
+            // begins, no slot is within the horizon; past its end, every slot is past.
+            None if now.year() < 1 => Some(NaiveDate::MIN),
+            None => Some(NaiveDate::MAX),
+        };
+        Bookable {
+            now,
+            notice_ends: now.checked_add_signed(Duration::minutes(self.min_notice_minutes)),
+            horizon,
         }
-        // Past the end of the calendar, the notice and the horizon reach every slot.
-        let notice_ends = now.checked_add_signed(Duration::minutes(self.min_notice_minutes));
-        if notice_ends.is_none_or(|notice_ends| slot.starts_at < notice_ends) {
-            return Err(Unbookable::TooSoon);
-        }
-        let today = now.with_timezone(&self.timezone).date_naive();
-        let horizon = today.checked_add_signed(Duration::days(self.max_advance_days));
-        if horizon.is_some_and(|horizon| slot.local.date() > horizon) {
-            return Err(Unbookable::TooFarAhead);
-        }
-        Ok(())
     }
 
     /// The slot a booking for `starts_at` would take, if it can be booked at `now`.
@@ -281,6 +292,40 @@ impl Schedule {
         self.bookability(&slot, now)
             .map_err(NotOffered::Unbookable)?;
         Ok(slot)
+    }
+}
+
+/// What decides, at one instant, whether a slot of the grid can be booked: what
+/// [`Schedule::bookability`] applies, worked out once by [`Schedule::bookable_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bookable {
+    now: DateTime<Utc>,
+    /// The earliest start the minimum notice allows; `None` past the end of the calendar.
+    notice_ends: Option<DateTime<Utc>>,
+    /// The last local date the booking horizon reaches; `None` past the end of the calendar.
+    horizon: Option<NaiveDate>,
+}
+
+impl Bookable {
+    /// Whether `slot` can be booked.
+    pub fn check(&self, slot: &Slot) -> Result<(), Unbookable> {
+        if slot.starts_at <= self.now {
+            return Err(Unbookable::Past);
+        }
+        // Past the end of the calendar, the notice and the horizon reach every slot.
+        if self
+            .notice_ends
+            .is_none_or(|notice_ends| slot.starts_at < notice_ends)
+        {
+            return Err(Unbookable::TooSoon);
+        }
+        if self
+            .horizon
+            .is_some_and(|horizon| slot.local.date() > horizon)
+        {
+            return Err(Unbookable::TooFarAhead);
+        }
+        Ok(())
     }
 }
 
@@ -518,7 +563,51 @@ mod tests {
         }
     }
 
+    /// `bookability` as it was written before its rules were worked out once per instant.
+    fn bookability_per_slot(
+        schedule: &Schedule,
+        slot: &Slot,
+        now: DateTime<Utc>,
+    ) -> Result<(), Unbookable> {
+        if slot.starts_at <= now {
+            return Err(Unbookable::Past);
+        }
+        let notice_ends = now.checked_add_signed(Duration::minutes(schedule.min_notice_minutes));
+        if notice_ends.is_none_or(|notice_ends| slot.starts_at < notice_ends) {
+            return Err(Unbookable::TooSoon);
+        }
+        let today = now.with_timezone(&schedule.timezone).date_naive();
+        let horizon = today.checked_add_signed(Duration::days(schedule.max_advance_days));
+        if horizon.is_some_and(|horizon| slot.local.date() > horizon) {
+            return Err(Unbookable::TooFarAhead);
+        }
+        Ok(())
+    }
+
     proptest::proptest! {
+        #[test]
+        fn bookability_worked_out_once_judges_every_slot_as_before(
+            zone in 0..chrono_tz::TZ_VARIANTS.len(),
+            minutes in -3_000_i64..3_000,
+            notice in 0_i64..3_000,
+            advance in 0_i64..4,
+            step in 5_u16..=240,
+        ) {
+            let mut schedule = always_open(chrono_tz::TZ_VARIANTS[zone], step);
+            schedule.min_notice_minutes = notice;
+            schedule.max_advance_days = advance;
+            let now = utc("2026-03-29T00:30:00Z") + Duration::minutes(minutes);
+            let bookable = schedule.bookable_at(now);
+            for day in date("2026-03-27").iter_days().take(6) {
+                for slot in schedule.slots_on(day) {
+                    proptest::prop_assert_eq!(
+                        bookable.check(&slot),
+                        bookability_per_slot(&schedule, &slot, now)
+                    );
+                }
+            }
+        }
+
         #[test]
         fn any_date_and_zone_give_slots_or_nothing_never_a_panic(
             day in proptest::prop_oneof![
@@ -549,6 +638,7 @@ mod tests {
             let _ = schedule.slot_at(instant);
             let _ = schedule.offered_slot(instant, now);
             let _ = schedule.bookability(&Slot { local: instant.naive_utc(), starts_at: instant, ends_at: instant }, DateTime::<Utc>::MAX_UTC);
+            let _ = schedule.bookability(&Slot { local: instant.naive_utc(), starts_at: instant, ends_at: instant }, DateTime::<Utc>::MIN_UTC);
         }
     }
 }

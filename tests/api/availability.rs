@@ -1,12 +1,12 @@
 //! Availability: bookable slots only by default, DST-correct, and in agreement with booking.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use moncreneau::routes::appointments::json::Appointment;
 use moncreneau::routes::availability::json::{Availability, AvailabilitySlot};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{day_ahead, slot, spawn_app, TestApp};
+use crate::helpers::{day_ahead, slot, spawn_app, start_server, test_settings, TestApp};
 use crate::typed::{local_time, read, ErrorBody, ReadReply, Reply};
 
 /// The availability of `department` for `query`, read whole.
@@ -338,4 +338,177 @@ async fn bad_queries_are_400_naming_the_parameter() {
     )
     .await
     .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
+}
+
+/// `(time, available, remaining)` of every slot listed on `date`.
+fn places_on(listing: &Availability, date: NaiveDate) -> Vec<(String, bool, i64)> {
+    listing
+        .availability
+        .iter()
+        .filter(|day| day.date == date)
+        .flat_map(|day| &day.slots)
+        .map(|s| (local_time(s), s.available, s.remaining))
+        .collect()
+}
+
+/// `(available, remaining)` of the slot at `time` on `date`.
+fn places_at(listing: &Availability, date: NaiveDate, time: &str) -> Option<(bool, i64)> {
+    places_on(listing, date)
+        .into_iter()
+        .find(|(at, _, _)| at == time)
+        .map(|(_, available, remaining)| (available, remaining))
+}
+
+/// A server keeps the slot grids it has computed; what another server process on the same
+/// database changes is nonetheless in this one's very next answer, with no wait: a booking, new
+/// opening hours, capacity and slot duration, a deactivated worker. And both processes answer
+/// the very same bytes.
+#[tokio::test]
+async fn what_another_server_changes_is_in_the_very_next_answer() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let second = start_server(test_settings(&app.database.url())).await;
+    let at_second = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, format!("{second}/api/v1{path}"))
+            .header("X-API-Key", &key)
+    };
+    // Both servers' answers for `query`: the same bytes, read by the first as a listing.
+    let listing = |department: i64, query: String| {
+        let at_second = &at_second;
+        let app = &app;
+        let key = &key;
+        async move {
+            let first = availability(app, key, department, &query).await;
+            let other = read(
+                at_second(
+                    reqwest::Method::GET,
+                    &format!("/departments/{department}/availability?{query}"),
+                )
+                .send()
+                .await
+                .expect("request sent"),
+            )
+            .await;
+            assert_eq!(first.text, other.text, "both servers answer the same bytes");
+            first.json::<Availability>(StatusCode::OK)
+        }
+    };
+    let day = day_ahead(2);
+    let query = format!("startDate={}&endDate={}", day_ahead(1), day_ahead(3));
+    let department = app
+        .create_department_with(&key, json!({"capacity": 2}))
+        .await;
+    let before = listing(department, query.clone()).await;
+    assert_eq!(places_at(&before, day, "10:00"), Some((true, 2)));
+    assert_eq!(before.availability.len(), 3);
+
+    // (a) A booking through the other server.
+    let booked = at_second(reqwest::Method::POST, "/appointments")
+        .json(&json!({"departmentId": department, "dateTime": format!("{day}T10:00:00"), "name": "Awa Camara"}))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(booked.status(), StatusCode::CREATED);
+    let after = listing(department, query.clone()).await;
+    assert_eq!(places_at(&after, day, "10:00"), Some((true, 1)));
+    assert_eq!(places_at(&after, day, "10:30"), Some((true, 2)));
+
+    // (b) New opening hours, capacity and slot duration through the other server.
+    let mornings = json!([{"start": "09:00", "end": "11:00"}]);
+    let changed = at_second(reqwest::Method::PATCH, &format!("/departments/{department}"))
+        .json(&json!({"capacity": 3, "slotDuration": 20,
+                      "openingHours": {"monday": mornings, "tuesday": mornings, "wednesday": mornings,
+                                       "thursday": mornings, "friday": mornings, "saturday": mornings,
+                                       "sunday": mornings}}))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(changed.status(), StatusCode::OK);
+    let regridded = listing(department, format!("{query}&includeUnavailable=true")).await;
+    let times_of_day = places_on(&regridded, day);
+    let expected: Vec<(String, bool, i64)> = [
+        ("09:00", 3),
+        ("09:20", 3),
+        ("09:40", 3),
+        ("10:00", 2),
+        ("10:20", 2),
+        ("10:40", 3),
+    ]
+    .iter()
+    .map(|(time, left)| ((*time).to_owned(), true, *left))
+    .collect();
+    assert_eq!(
+        times_of_day, expected,
+        "the 10:00–10:30 booking takes a place wherever it overlaps the new grid"
+    );
+
+    // (c) A worker deactivated through the other server, in a department that requires one.
+    let staffed = app
+        .create_department_with(&key, json!({"capacity": 3, "showAdminsInBooking": true}))
+        .await;
+    let kept = app.create_worker(&key, staffed, "Dr. Diallo").await;
+    let leaving = app.create_worker(&key, staffed, "Dr. Sow").await;
+    let both = listing(staffed, query.clone()).await;
+    assert_eq!(places_at(&both, day, "10:00"), Some((true, 2)));
+    let alone = format!("{query}&workerId={leaving}");
+    assert!(!listing(staffed, alone.clone())
+        .await
+        .availability
+        .is_empty());
+    let deactivated = at_second(
+        reqwest::Method::DELETE,
+        &format!("/departments/{staffed}/workers/{leaving}"),
+    )
+    .send()
+    .await
+    .expect("request sent");
+    assert_eq!(deactivated.status(), StatusCode::OK);
+    let one = listing(staffed, query.clone()).await;
+    assert_eq!(places_at(&one, day, "10:00"), Some((true, 1)));
+    assert!(
+        listing(staffed, alone).await.availability.is_empty(),
+        "a deactivated worker lists nothing"
+    );
+    let with_kept = listing(staffed, format!("{query}&workerId={kept}")).await;
+    assert_eq!(places_at(&with_kept, day, "10:00"), Some((true, 1)));
+}
+
+/// Read in one round trip, the department and the worker still answer their own 404s, in the
+/// same order: the department first.
+#[tokio::test]
+async fn an_unknown_department_or_worker_is_the_same_404_as_before() {
+    let app = spawn_app().await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 1).await;
+    let other = app.create_department(&key, 1).await;
+    let elsewhere = app.create_worker(&key, other, "Dr. Barry").await;
+    let dates = "startDate=2027-01-01&endDate=2027-01-02";
+    availability(
+        &app,
+        &key,
+        999_999,
+        &format!("{dates}&workerId={elsewhere}"),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
+    for worker in [elsewhere, 999_999] {
+        availability(
+            &app,
+            &key,
+            department,
+            &format!("{dates}&workerId={worker}"),
+        )
+        .await
+        .error(StatusCode::NOT_FOUND, "WORKER_NOT_FOUND");
+    }
+    // Another organization's department is as unknown as one that does not exist.
+    let stranger = app.create_org("Stranger", 1).await;
+    availability(&app, &stranger.test_key, department, dates)
+        .await
+        .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
+    // And the live mode's key does not see the test mode's department.
+    availability(&app, &app.org.live_key, department, dates)
+        .await
+        .error(StatusCode::NOT_FOUND, "DEPARTMENT_NOT_FOUND");
 }
