@@ -33,8 +33,8 @@ use crate::store::workers::worker_not_found;
 /// The route, with the slot grids it keeps: one `Grids` per router built, so per server
 /// instance (`Application::build` builds one), never shared between processes or global.
 ///
-/// Owned by the route rather than by `AppState`: a field there would break every place that
-/// builds an `AppState` by hand (tests do), and nothing else reads the grids.
+/// Owned by the route, their one reader, rather than by `AppState`, which sits below the
+/// routes and so cannot name their types.
 pub fn router() -> ApiRouter<AppState> {
     let grids = Arc::new(Grids::default());
     ApiRouter::new().api_route(
