@@ -3,14 +3,16 @@
 # server on a database of its own, the bare-SQL ceiling of a booking with pgbench, then each path
 # of the table, one table of ratios and bars, and the figures past it.
 # Usage: [DURATION=seconds per scenario, default 10] bash bench/run.sh
-# Also RATE_LIMIT (row 5's per-hour limit), WEBHOOK_COUNT (row 6's bookings), SCALE_STEPS.
+# Also RATE_LIMIT (the rate-limit row's per-hour limit), WEBHOOK_COUNT (the webhook row's
+# bookings), SCALE_STEPS.
 # Needs pgbench and psql (Debian: postgresql-15 and postgresql-client) and the Postgres the tests
 # use (DATABASE_URL's server). The database is dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-10}
 # A per-hour limit that no run of this script reaches (the default 1000 would be spent in the
-# first second at these rates), so that row 5 measures the cost of counting, not refusals.
+# first second at these rates), so that the rate-limit row measures the cost of counting, not
+# refusals.
 rate_limit=${RATE_LIMIT:-10000000}
 webhook_count=${WEBHOOK_COUNT:-200}
 scale_steps=${SCALE_STEPS:-10 100}
