@@ -4,6 +4,8 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
+use moncreneau::domain::schedule::WEEKDAYS;
+
 use crate::helpers::{
     expect_error, expect_status, slot, spawn_app, start_server, test_settings, TestApp,
 };
@@ -42,6 +44,24 @@ async fn book(app: &TestApp, department: i64, time: &str, extra: Value) -> Respo
     book_as(app, &app.org.test_key, department, time, extra).await
 }
 
+/// PATCHes `path` with `change` through the process at `base` (200 expected).
+async fn change_through(app: &TestApp, base: &str, path: &str, change: Value) {
+    let response = send_at(app, base, Method::PATCH, path, Some(change)).await;
+    expect_status(response, StatusCode::OK).await;
+}
+
+/// Asserts that the booking `booking` is refused with `status` and `code` and writes nothing.
+async fn refused_with_nothing_written(
+    app: &TestApp,
+    booking: impl std::future::Future<Output = Response>,
+    status: StatusCode,
+    code: &str,
+) {
+    let before = app.footprint().await;
+    expect_error(booking.await, status, code).await;
+    assert_eq!(app.footprint().await, before, "nothing was written");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn department_changes_made_through_another_process_are_seen_by_the_next_booking() {
     let app = spawn_app().await;
@@ -57,28 +77,18 @@ async fn department_changes_made_through_another_process_are_seen_by_the_next_bo
 
     // Deactivated elsewhere: refused here, and nothing written.
     let change = json!({"isActive": false});
-    expect_status(
-        send_at(&app, &other, Method::PATCH, &path, Some(change)).await,
-        StatusCode::OK,
-    )
-    .await;
-    let before = app.footprint().await;
-    let refused = book(&app, department, "09:30", json!({})).await;
-    expect_error(
-        refused,
+    change_through(&app, &other, &path, change).await;
+    refused_with_nothing_written(
+        &app,
+        book(&app, department, "09:30", json!({})),
         StatusCode::UNPROCESSABLE_ENTITY,
         "DEPARTMENT_INACTIVE",
     )
     .await;
-    assert_eq!(app.footprint().await, before, "nothing was written");
 
     // Active again elsewhere: this process last saw it inactive, and books.
     let change = json!({"isActive": true, "name": "Guichet 2"});
-    expect_status(
-        send_at(&app, &other, Method::PATCH, &path, Some(change)).await,
-        StatusCode::OK,
-    )
-    .await;
+    change_through(&app, &other, &path, change).await;
     let booked = expect_status(
         book(&app, department, "09:30", json!({})).await,
         StatusCode::CREATED,
@@ -91,43 +101,25 @@ async fn department_changes_made_through_another_process_are_seen_by_the_next_bo
 
     // Capacity lowered elsewhere to the one place already taken at 09:00.
     let change = json!({"capacity": 1});
-    expect_status(
-        send_at(&app, &other, Method::PATCH, &path, Some(change)).await,
-        StatusCode::OK,
-    )
-    .await;
+    change_through(&app, &other, &path, change).await;
     let full = book(&app, department, "09:00", json!({})).await;
     expect_error(full, StatusCode::CONFLICT, "SLOT_NOT_AVAILABLE").await;
 
     // Hours closed elsewhere: the slot is no longer offered here.
-    let closed: Value = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .map(|day| (day.to_string(), json!([{"start": "14:00", "end": "15:00"}])))
-    .collect::<serde_json::Map<_, _>>()
-    .into();
+    let closed: Value = WEEKDAYS
+        .iter()
+        .map(|day| (day.to_string(), json!([{"start": "14:00", "end": "15:00"}])))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     let change = json!({"openingHours": closed});
-    expect_status(
-        send_at(&app, &other, Method::PATCH, &path, Some(change)).await,
-        StatusCode::OK,
-    )
-    .await;
-    let before = app.footprint().await;
-    let refused = book(&app, department, "10:00", json!({})).await;
-    expect_error(
-        refused,
+    change_through(&app, &other, &path, change).await;
+    refused_with_nothing_written(
+        &app,
+        book(&app, department, "10:00", json!({})),
         StatusCode::UNPROCESSABLE_ENTITY,
         "SLOT_NOT_OFFERED",
     )
     .await;
-    assert_eq!(app.footprint().await, before, "nothing was written");
     expect_status(
         book(&app, department, "14:00", json!({})).await,
         StatusCode::CREATED,
