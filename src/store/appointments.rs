@@ -2,6 +2,8 @@
 //! booking itself (department lock, insert, credit, event) is the one function [`book`], so that
 //! the busiest write of the service is found, and tuned, in one place.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
 use serde_json::{Map, Value};
 use sqlx::encode::IsNull;
@@ -11,8 +13,6 @@ use sqlx::types::Json as SqlJson;
 use sqlx::{
     Connection, Decode, Encode, PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder, Type,
 };
-
-use std::sync::Arc;
 
 use crate::booking_memo::{BookingMemo, Known, IDS_AHEAD};
 use crate::domain::appointment::{start_in, NewAppointment};
@@ -335,9 +335,9 @@ const IDS_LOW: usize = 8;
 /// it, with the credit it spends and the balance events that spend announces, all in one
 /// statement: one transaction of its own, or part of the caller's when `connection` is in one.
 ///
-/// The department is read without a lock, together with the appointment's id, the named staff
-/// member's state and the account's low-balance threshold; the slot and the worker are checked
-/// on that; then one statement inserts the appointment (the department's capacity, a trigger,
+/// The department is taken as this process's last booking of it read it (`booking_memo`), or
+/// read now without a lock, together with the appointment's id, the named staff member's state
+/// and the account's low-balance threshold; the slot and the worker are checked on that; then one statement inserts the appointment (the department's capacity, a trigger,
 /// and the worker's one-at-a-time rule, an exclusion constraint, decide it there), spends the
 /// credit and writes the events. The statement goes on only if the department row is still the
 /// version the booking was decided on (its `xmin`, compared under the row lock the capacity
