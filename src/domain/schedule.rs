@@ -355,27 +355,34 @@ impl NotOffered {
     }
 }
 
+/// For tests: Europe/Paris, open `start`-`end` every day, `step`-minute slots, no notice, two
+/// years ahead.
+#[cfg(test)]
+pub(crate) fn paris_every_day(start: &str, end: &str, step: u16) -> Schedule {
+    let ranges = vec![RangeText {
+        start: start.into(),
+        end: end.into(),
+    }];
+    let map = WEEKDAYS
+        .iter()
+        .map(|day| ((*day).to_owned(), ranges.clone()))
+        .collect();
+    Schedule {
+        timezone: chrono_tz::Europe::Paris,
+        slot_minutes: step,
+        opening_hours: OpeningHours::parse(&map).unwrap(),
+        closures: vec![],
+        min_notice_minutes: 0,
+        max_advance_days: 730,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn paris_night_shift(step: u16) -> Schedule {
-        let ranges = vec![RangeText {
-            start: "00:00".into(),
-            end: "06:00".into(),
-        }];
-        let map = WEEKDAYS
-            .iter()
-            .map(|day| ((*day).to_owned(), ranges.clone()))
-            .collect();
-        Schedule {
-            timezone: chrono_tz::Europe::Paris,
-            slot_minutes: step,
-            opening_hours: OpeningHours::parse(&map).unwrap(),
-            closures: vec![],
-            min_notice_minutes: 0,
-            max_advance_days: 730,
-        }
+        paris_every_day("00:00", "06:00", step)
     }
 
     fn date(text: &str) -> NaiveDate {

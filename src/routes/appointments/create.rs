@@ -47,11 +47,15 @@ async fn book_request(
 ) -> ApiResult<Response> {
     let IdempotencyKey(key) = key?;
     let ApiJson(body) = body?;
-    let fingerprint = serde_json::to_vec(&body).unwrap_or_default();
+    // What a repeated request with the same key must match: only worked out when there is one.
+    let fingerprint = key
+        .is_some()
+        .then(|| serde_json::to_vec(&body).unwrap_or_default());
     let booking = NewAppointment::try_from(body)?;
     match key {
         None => book_once(auth, state, &booking).await,
         Some(key) => {
+            let fingerprint = fingerprint.unwrap_or_default();
             // A key's history keeps its refusals: only a key read by this request writes one.
             auth.confirm(state).await?;
             let hash = request_hash(&[b"POST /api/v1/appointments", &fingerprint]);

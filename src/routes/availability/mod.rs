@@ -707,21 +707,6 @@ mod tests {
     }
 
     fn always_open() -> Schedule {
-        let day = vec![RangeText {
-            start: "00:00".into(),
-            end: "24:00".into(),
-        }];
-        let map = WEEKDAYS
-            .iter()
-            .map(|name| ((*name).to_owned(), day.clone()))
-            .collect();
-        Schedule {
-            timezone: chrono_tz::Europe::Paris,
-            slot_minutes: 5,
-            opening_hours: OpeningHours::parse(&map).unwrap(),
-            closures: Vec::new(),
-            min_notice_minutes: 0,
-            max_advance_days: 730,
-        }
+        crate::domain::schedule::paris_every_day("00:00", "24:00", 5)
     }
 }
