@@ -173,6 +173,14 @@ fn describe_revert_error(version: i64, error: sqlx::Error) -> anyhow::Error {
 ///
 /// A link that stalls in the instant between a completed statement and sqlx's own release check
 /// holds that one connection until the link answers or dies; every other stall is bounded.
+///
+/// Plans: each statement (sqlx prepares them all) is planned once per connection, for any
+/// values (`plan_cache_mode = force_generic_plan`). Left to choose, Postgres plans again on every
+/// execution whenever the plan for any values looks dearer than one for the values at hand,
+/// and skew makes that permanent: once one department holds most of the appointments, every
+/// booking and availability statement was planned anew, and planning cost more than running.
+/// The statements of the service all reach their rows through a key or an index range that
+/// suits any value.
 pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
     let millis = |bound: Duration| bound.as_millis().to_string();
     let options = options.options([
@@ -181,6 +189,7 @@ pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
             millis(settings.database_statement_timeout),
         ),
         ("lock_timeout", millis(settings.database_lock_timeout)),
+        ("plan_cache_mode", PLAN_CACHE_MODE.to_owned()),
         (
             "idle_in_transaction_session_timeout",
             millis(settings.database_idle_in_transaction_timeout),
@@ -206,6 +215,9 @@ pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
         })
         .connect_lazy_with(options)
 }
+
+/// How the pool's connections plan a prepared statement: once, for any values (see [`pool`]).
+pub const PLAN_CACHE_MODE: &str = "force_generic_plan";
 
 /// How long a released connection is trusted without a check: its release checked it, and a
 /// link broken since then fails the statement, which closes the connection (never reused).

@@ -26,6 +26,7 @@ mod metrics;
 mod migrations;
 mod model;
 mod operations;
+mod pool;
 mod rate_limits;
 mod reschedule;
 mod resilience;

@@ -1,0 +1,41 @@
+//! The request pool's connections, as the server opens them.
+
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::helpers::{test_settings, TestDatabase};
+
+/// A prepared statement is planned once per connection, for any values: Postgres would
+/// otherwise plan each of the first five executions for its values, and keep doing so for
+/// every later one whenever skew makes such plans look cheaper (see `database::pool`).
+#[tokio::test]
+async fn a_statement_is_planned_once_for_any_values() {
+    let database = TestDatabase::create().await;
+    let settings = test_settings(&database.url());
+    let options = PgConnectOptions::from_str(&database.url()).unwrap();
+    let pool = moncreneau::database::pool(options, &settings);
+    let mut connection = pool.acquire().await.unwrap();
+    let statement = "SELECT count(*) FROM appointments WHERE department_id = $1 /* planned */";
+    for department in 0..12_i64 {
+        let counted: i64 = sqlx::query_scalar(statement)
+            .bind(department)
+            .fetch_one(&mut *connection)
+            .await
+            .unwrap();
+        assert_eq!(counted, 0);
+    }
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements
+          WHERE statement LIKE '%/* planned */'",
+    )
+    .fetch_one(&mut *connection)
+    .await
+    .unwrap();
+    assert_eq!((generic, custom), (12, 0));
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+    assert_eq!(mode, moncreneau::database::PLAN_CACHE_MODE);
+}
