@@ -221,7 +221,7 @@ impl ApiError {
 /// Whether a database error says "not now" rather than "wrong": the link is gone, or a bound of
 /// ours ended the wait (a lock held elsewhere, a statement or an idle transaction too long), or
 /// the server is shutting down or resolving a deadlock. Nothing of the request was committed.
-fn is_transient(error: &sqlx::Error) -> bool {
+pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed

@@ -5,24 +5,20 @@
 
 use sqlx::PgConnection;
 
-use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, CreditsEventObject, Envelope, ObjectData};
 use crate::store::credits::{self as store, Line};
 
 /// A credit account is the tenant's: one per organization and mode.
 pub type Account = crate::tenant::Tenant;
 
-/// The error of a spend the database refused: 402 `INSUFFICIENT_CREDITS` when the balance would
-/// go below zero (the account's CHECK), else the database's own.
-pub fn refusal(error: sqlx::Error) -> ApiError {
-    if violated_constraint(&error) == Some("credit_balance_not_negative") {
-        return ApiError::new(
-            ErrorCode::InsufficientCredits,
-            "Your organization has 0 credits remaining",
-        )
-        .with_detail("availableCredits", 0);
-    }
-    error.into()
+/// 402 `INSUFFICIENT_CREDITS`: the account's balance would go below zero.
+pub fn insufficient_credits() -> ApiError {
+    ApiError::new(
+        ErrorCode::InsufficientCredits,
+        "Your organization has 0 credits remaining",
+    )
+    .with_detail("availableCredits", 0)
 }
 
 /// An event a spend may announce, written only if the spend leaves the balance at `after`.

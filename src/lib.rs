@@ -2,6 +2,7 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod booking_batches;
 pub mod booking_memo;
 pub mod cli;
 pub mod config;

@@ -27,6 +27,8 @@ const HTTP_REQUESTS: &str = "moncreneau_http_requests_total";
 const HTTP_DURATION: &str = "moncreneau_http_request_duration_seconds";
 const BOOKINGS: &str = "moncreneau_bookings_created_total";
 const CANCELLATIONS: &str = "moncreneau_appointments_cancelled_total";
+const BOOKINGS_WAITING: &str = "moncreneau_bookings_waiting";
+const BOOKINGS_TOGETHER: &str = "moncreneau_bookings_written_together_total";
 const ERRORS: &str = "moncreneau_error_responses_total";
 const WEBHOOK_ATTEMPTS: &str = "moncreneau_webhook_attempts_total";
 const WEBHOOK_LAG: &str = "moncreneau_webhook_delivery_lag_seconds";
@@ -114,6 +116,14 @@ fn describe() {
     );
     describe_counter!(BOOKINGS, "Appointments booked (committed)");
     describe_counter!(CANCELLATIONS, "Appointments cancelled (committed)");
+    describe_gauge!(
+        BOOKINGS_WAITING,
+        "Bookings waiting for the one being written in their department, to be written together"
+    );
+    describe_counter!(
+        BOOKINGS_TOGETHER,
+        "Bookings written in a call with others of their department (whatever their outcome)"
+    );
     describe_counter!(
         ERRORS,
         "Error responses answered, by error code: INSUFFICIENT_CREDITS (402), SLOT_NOT_AVAILABLE and the other 409s, RATE_LIMIT_EXCEEDED (429), ..."
@@ -187,6 +197,16 @@ pub fn http_request(method: &axum::http::Method, route: &str, status: u16, elaps
 /// An appointment booked (its transaction committed).
 pub fn booking_created() {
     counter!(BOOKINGS).increment(1);
+}
+
+/// `count` more bookings wait to be written with others of their department (negative: fewer).
+pub fn bookings_waiting(count: f64) {
+    gauge!(BOOKINGS_WAITING).increment(count);
+}
+
+/// `count` bookings were written in one call (see `booking_batches`).
+pub fn bookings_written_together(count: u64) {
+    counter!(BOOKINGS_TOGETHER).increment(count);
 }
 
 /// An appointment cancelled (its transaction committed).

@@ -1,6 +1,5 @@
 //! The application: its router, middleware stack, listener and shutdown.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -50,14 +49,7 @@ impl Application {
         install_panic_hook();
         let run_worker = settings.webhook_worker;
         metrics::install();
-        let state = AppState {
-            pool: pool.clone(),
-            settings: Arc::new(settings),
-            sender,
-            allowances: Arc::default(),
-            bookings: Arc::default(),
-            keys: Arc::default(),
-        };
+        let state = AppState::new(pool.clone(), settings, sender);
         Ok(Self {
             port,
             listener,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::booking_batches::BookingBatches;
 use crate::booking_memo::BookingMemo;
 use crate::config::Settings;
 use crate::known_keys::KnownKeys;
@@ -22,6 +23,24 @@ pub struct AppState {
     pub allowances: Arc<Allowances>,
     /// What this process's bookings read of their departments, and ids allocated ahead.
     pub bookings: Arc<BookingMemo>,
+    /// The bookings of each department waiting to be written together.
+    pub booking_batches: Arc<BookingBatches>,
     /// The API keys this process found valid.
     pub keys: Arc<KnownKeys>,
+}
+
+impl AppState {
+    /// The state of a server process starting on `pool`, remembering nothing yet.
+    pub fn new(pool: PgPool, settings: Settings, sender: Sender) -> Self {
+        let bookings = Arc::new(BookingMemo::default());
+        Self {
+            booking_batches: Arc::new(BookingBatches::new(pool.clone(), bookings.clone())),
+            pool,
+            settings: Arc::new(settings),
+            sender,
+            allowances: Arc::default(),
+            bookings,
+            keys: Arc::default(),
+        }
+    }
 }

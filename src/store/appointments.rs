@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -20,7 +21,7 @@ use crate::domain::keys::random_token;
 use crate::domain::schedule::{NotOffered, Slot};
 use crate::domain::status::Status;
 use crate::error::{violated_constraint, ApiError, ApiResult, ErrorCode, FieldError};
-use crate::events::{self, Envelope, Subject};
+use crate::events::{self, CreditsEventObject, Envelope, ObjectData, Subject};
 use crate::ledger;
 use crate::store::api_keys;
 use crate::store::departments::{department_columns, department_not_found, Department};
@@ -252,23 +253,32 @@ pub async fn page(
 
 /// Maps the violation of a booking constraint to its 409: the department at capacity, the
 /// staff member busy, or the same person twice in a slot.
-fn booking_conflict(error: sqlx::Error) -> ApiError {
-    match violated_constraint(&error) {
-        Some("appointments_within_capacity") => ApiError::new(
+fn booking_conflict(constraint: &str) -> Option<ApiError> {
+    Some(match constraint {
+        "appointments_within_capacity" => ApiError::new(
             ErrorCode::SlotNotAvailable,
             "That slot is full: the department already serves its capacity at some instant of it",
         )
         .with_detail("reason", "DEPARTMENT_FULL"),
-        Some("appointments_worker_one_at_a_time") => ApiError::new(
+        "appointments_worker_one_at_a_time" => ApiError::new(
             ErrorCode::SlotNotAvailable,
             "That staff member already has an appointment overlapping that slot",
         )
         .with_detail("reason", "WORKER_BUSY"),
-        Some("appointments_duplicate_key") => ApiError::new(
+        "appointments_duplicate_key" => ApiError::new(
             ErrorCode::DuplicateAppointment,
             "This user already has an appointment in that slot",
         ),
-        _ => error.into(),
+        _ => return None,
+    })
+}
+
+/// The 409 of a change that violated a booking constraint (see [`booking_conflict`]), or the
+/// error as it is.
+fn conflict(error: sqlx::Error) -> ApiError {
+    match violated_constraint(&error).and_then(booking_conflict) {
+        Some(conflict) => conflict,
+        None => error.into(),
     }
 }
 
@@ -353,25 +363,27 @@ pub async fn book(
     booking: &NewAppointment,
     describe: impl Fn(&AppointmentRow) -> ApiResult<Value>,
 ) -> ApiResult<AppointmentRow> {
-    let (tenant, department_id) = (caller.tenant, booking.department_id);
     // First on what this process read of the department before, if it did: only a booking
     // that goes through is decided on that; a refusal is decided again on a fresh read.
-    if let Some((known, appointment_id)) = memo.recall(tenant, department_id) {
-        let seen = Seen {
-            known,
-            appointment_id,
-            // Checked by the statement, which writes nothing if the worker is not one of the
-            // department's active ones.
-            worker_active: booking.worker_id.map(|_| true),
-        };
-        if let Ok(decided) = decide(tenant, booking, &describe, &seen) {
-            // A refusal of the statement is the database's, on the department as it is now.
-            if let Some(appointment) = write(connection, caller.key_id, &seen, decided).await? {
-                return Ok(appointment);
-            }
+    if let Some(remembered) = remembered(memo, caller, booking, &describe) {
+        // A refusal of the statement is the database's, on the department as it is now.
+        if let Some(appointment) = write_alone(connection, memo, remembered).await? {
+            return Ok(appointment);
         }
-        memo.forget(tenant, department_id);
     }
+    book_afresh(connection, memo, caller, booking, describe).await
+}
+
+/// Books on a fresh read of the department (see [`book`]): what a booking does when this
+/// process remembers nothing of its department, or what it remembered was no longer so.
+pub async fn book_afresh(
+    connection: &mut PgConnection,
+    memo: &BookingMemo,
+    caller: &Caller<'_>,
+    booking: &NewAppointment,
+    describe: impl Fn(&AppointmentRow) -> ApiResult<Value>,
+) -> ApiResult<AppointmentRow> {
+    let tenant = caller.tenant;
     for _ in 0..OPTIMISTIC_READS {
         let seen = read_for_booking(connection, memo, tenant, booking, Reading::Optimistic).await?;
         if let Some(appointment) = attempt(connection, caller, booking, &describe, &seen).await? {
@@ -388,6 +400,57 @@ pub async fn book(
     };
     locked.commit().await?;
     Ok(appointment)
+}
+
+/// A booking decided on what this process remembers of its department (see `BookingMemo`),
+/// ready to be written on its own ([`book`]) or with others of the same department
+/// ([`write_together`]).
+pub struct Remembered {
+    seen: Seen,
+    decided: Decided,
+    key_id: String,
+}
+
+impl Remembered {
+    /// The tenant and department the booking is for: bookings written together share them.
+    pub fn department(&self) -> (i64, bool, i64) {
+        let department = &self.seen.known.department;
+        (
+            department.organization_id,
+            department.livemode,
+            department.id,
+        )
+    }
+}
+
+/// `booking` decided on what `memo` remembers of its department, if it remembers it and the
+/// booking goes through on it; otherwise `None` (and a department it remembered is forgotten,
+/// so that the booking is decided again on a fresh read).
+pub fn remembered(
+    memo: &BookingMemo,
+    caller: &Caller<'_>,
+    booking: &NewAppointment,
+    describe: &impl Fn(&AppointmentRow) -> ApiResult<Value>,
+) -> Option<Remembered> {
+    let (known, appointment_id) = memo.recall(caller.tenant, booking.department_id)?;
+    let seen = Seen {
+        known,
+        appointment_id,
+        // Checked by the statement, which writes nothing if the worker is not one of the
+        // department's active ones.
+        worker_active: booking.worker_id.map(|_| true),
+    };
+    match decide(caller.tenant, booking, describe, &seen) {
+        Ok(decided) => Some(Remembered {
+            seen,
+            decided,
+            key_id: caller.key_id.to_owned(),
+        }),
+        Err(_) => {
+            memo.forget(caller.tenant, booking.department_id);
+            None
+        }
+    }
 }
 
 /// One decision of a booking on `seen` and its write (see [`book`]): `None` when what it was
@@ -506,15 +569,27 @@ async fn write(
         Written::Booked => Ok(Some(appointment)),
         Written::Stale => Ok(None),
         Written::KeyRefused => Err(api_keys::refused()),
+        Written::Refused(refusal) => Err(ApiError::internal(anyhow::anyhow!(
+            "a lone booking statement answered a refusal: {refusal:?}"
+        ))),
     }
 }
 
 /// The error of a booking the database refused: no credit left, or a conflict (see
 /// [`booking_conflict`]).
 fn booking_refusal(error: sqlx::Error) -> ApiError {
-    match violated_constraint(&error) {
-        Some("credit_balance_not_negative") => ledger::refusal(error),
-        _ => booking_conflict(error),
+    match violated_constraint(&error).and_then(refusal_for) {
+        Some(refusal) => refusal,
+        None => error.into(),
+    }
+}
+
+/// The answer to a booking the database refused on `constraint`, if that is one a booking
+/// may violate: no credit left, or a conflict (see [`booking_conflict`]).
+fn refusal_for(constraint: &str) -> Option<ApiError> {
+    match constraint {
+        "credit_balance_not_negative" => Some(ledger::insufficient_credits()),
+        _ => booking_conflict(constraint),
     }
 }
 
@@ -721,14 +796,210 @@ async fn write_booking(
     })
 }
 
+/// Writes `bookings` (all of one department, see [`Remembered::department`]) in one call and one
+/// transaction, each as [`write_booking`] writes a lone one, in a subtransaction of its own
+/// (migration `bookings_together`): what each did, in their order.
+pub async fn write_together(
+    connection: &mut PgConnection,
+    bookings: &[Remembered],
+) -> Result<Vec<Written>, sqlx::Error> {
+    let records: Vec<BookingRecord<'_>> = bookings.iter().map(BookingRecord::of).collect();
+    let rows: Vec<Outcome> = sqlx::query_as(
+        "SELECT outcome, error_code, error_constraint, error_message FROM book_appointments($1)",
+    )
+    .bind(SqlJson(&records))
+    .fetch_all(connection)
+    .await?;
+    if rows.len() != bookings.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "{} bookings written together answered {} outcomes",
+            bookings.len(),
+            rows.len()
+        )));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| match row.outcome.as_str() {
+            "booked" => Written::Booked,
+            "stale" => Written::Stale,
+            "key_refused" => Written::KeyRefused,
+            _ => Written::Refused(Refusal {
+                code: row.error_code.unwrap_or_default(),
+                constraint: row.error_constraint.filter(|name| !name.is_empty()),
+                message: row.error_message.unwrap_or_default(),
+            }),
+        })
+        .collect())
+}
+
+/// Writes `booking` alone, in one statement of its own (see [`write_booking`]), with the same
+/// answer as [`settle`] gives one written together.
+pub async fn write_alone(
+    connection: &mut PgConnection,
+    memo: &BookingMemo,
+    booking: Remembered,
+) -> ApiResult<Option<AppointmentRow>> {
+    let Remembered {
+        seen,
+        decided,
+        key_id,
+    } = booking;
+    let written = write(connection, &key_id, &seen, decided).await?;
+    if written.is_none() {
+        let department = &seen.known.department;
+        memo.forget(department_tenant(department), department.id);
+    }
+    Ok(written)
+}
+
+/// What the caller of a booking written together is answered (see [`write`] for a lone one):
+/// the appointment; `None` when it must be decided again on a fresh read (what it was decided
+/// on changed, or the database refused it for a reason a lone booking would report itself),
+/// and `memo` then forgets its department; or the refusal.
+pub fn settle(
+    memo: &BookingMemo,
+    booking: Remembered,
+    written: Written,
+) -> ApiResult<Option<AppointmentRow>> {
+    match written {
+        Written::Booked => return Ok(Some(booking.decided.appointment)),
+        Written::KeyRefused => return Err(api_keys::refused()),
+        Written::Refused(refusal) => {
+            if let Some(error) = refusal.constraint.as_deref().and_then(refusal_for) {
+                return Err(error);
+            }
+            tracing::info!(
+                code = %refusal.code,
+                message = %refusal.message,
+                "a booking written together failed; it is booked again on its own"
+            );
+        }
+        Written::Stale => {}
+    }
+    let department = &booking.seen.known.department;
+    memo.forget(department_tenant(department), department.id);
+    Ok(None)
+}
+
+fn department_tenant(department: &Department) -> Tenant {
+    Tenant {
+        organization_id: department.organization_id,
+        livemode: department.livemode,
+    }
+}
+
+/// What `book_appointments` answers for one booking.
+#[derive(sqlx::FromRow)]
+struct Outcome {
+    outcome: String,
+    error_code: Option<String>,
+    error_constraint: Option<String>,
+    error_message: Option<String>,
+}
+
+/// One booking as `book_appointments` reads it: what [`write_booking`] binds.
+#[derive(Serialize)]
+struct BookingRecord<'a> {
+    department_id: i64,
+    version: &'a str,
+    worker_id: Option<i64>,
+    id: i64,
+    organization_id: i64,
+    livemode: bool,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    local_starts_at: NaiveDateTime,
+    timezone: &'a str,
+    status: &'a str,
+    name: &'a str,
+    external_user_id: Option<&'a str>,
+    phone: Option<&'a str>,
+    email: Option<&'a str>,
+    notes: Option<&'a str>,
+    metadata: &'a Map<String, Value>,
+    check_in_token: &'a str,
+    credits_consumed: i32,
+    sequence: i32,
+    created_at: DateTime<Utc>,
+    event_id: &'a str,
+    event_type: &'a str,
+    payload: &'a Envelope<Value>,
+    low_balance_threshold: i64,
+    announcements: Vec<AnnouncementRecord<'a>>,
+    key_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct AnnouncementRecord<'a> {
+    id: &'a str,
+    kind: &'a str,
+    payload: &'a Envelope<ObjectData<CreditsEventObject>>,
+    after: i64,
+}
+
+impl<'a> BookingRecord<'a> {
+    fn of(booking: &'a Remembered) -> Self {
+        let (seen, decided) = (&booking.seen, &booking.decided);
+        let row = &decided.appointment;
+        Self {
+            department_id: seen.known.department.id,
+            version: &seen.known.version,
+            worker_id: row.worker_id,
+            id: seen.appointment_id,
+            organization_id: row.organization_id,
+            livemode: row.livemode,
+            starts_at: row.starts_at,
+            ends_at: row.ends_at,
+            local_starts_at: row.local_starts_at,
+            timezone: &row.timezone,
+            status: row.status.as_str(),
+            name: &row.name,
+            external_user_id: row.external_user_id.as_deref(),
+            phone: row.phone.as_deref(),
+            email: row.email.as_deref(),
+            notes: row.notes.as_deref(),
+            metadata: &row.metadata.0,
+            check_in_token: &row.check_in_token,
+            credits_consumed: row.credits_consumed,
+            sequence: row.sequence,
+            created_at: row.created_at,
+            event_id: &decided.event.id,
+            event_type: &decided.event.kind,
+            payload: &decided.event,
+            low_balance_threshold: seen.known.low_balance_threshold,
+            announcements: decided
+                .announcements
+                .iter()
+                .map(|announcement| AnnouncementRecord {
+                    id: &announcement.event.id,
+                    kind: &announcement.event.kind,
+                    payload: &announcement.event,
+                    after: announcement.after,
+                })
+                .collect(),
+            key_id: &booking.key_id,
+        }
+    }
+}
+
+/// A booking written together that the database refused: nothing of it was written.
+#[derive(Debug)]
+pub struct Refusal {
+    code: String,
+    constraint: Option<String>,
+    message: String,
+}
+
 /// What the booking statement did.
-enum Written {
+pub enum Written {
     Booked,
     /// The department changed (or the staff member was deactivated, or the threshold changed)
     /// since it was read: nothing was written.
     Stale,
     /// The key the request presented is revoked or expired: nothing was written.
     KeyRefused,
+    /// Written together with others (see [`write_together`]): refused by the database.
+    Refused(Refusal),
 }
 
 /// Every column a PATCH may change, as they are to be stored.
@@ -796,7 +1067,7 @@ pub async fn update(
     .bind(tenant.livemode)
     .execute(&mut *connection)
     .await
-    .map_err(booking_conflict)?;
+    .map_err(conflict)?;
     recorded(
         connection,
         tenant,

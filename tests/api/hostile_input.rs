@@ -58,14 +58,7 @@ async fn a_panicking_handler_answers_500_in_the_envelope_and_the_connection_stay
         .await
         .unwrap();
     let sender = moncreneau::webhooks::sender::Sender::new(&settings).unwrap();
-    let state = moncreneau::state::AppState {
-        pool,
-        settings: std::sync::Arc::new(settings),
-        sender,
-        allowances: Default::default(),
-        bookings: Default::default(),
-        keys: Default::default(),
-    };
+    let state = moncreneau::state::AppState::new(pool, settings, sender);
     // The real middleware stack around one route that panics, and one that does not.
     let routes = axum::Router::new()
         .route("/boom", get(boom))

@@ -11,6 +11,7 @@ mod api_keys;
 mod appointments;
 mod auth;
 mod availability;
+mod booking_batches;
 mod booking_memo;
 mod booking_write;
 mod capacity;

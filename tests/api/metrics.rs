@@ -439,14 +439,7 @@ async fn a_panic_and_a_timeout_are_counted_and_logged_with_the_status_answered()
         .await
         .unwrap();
     let sender = moncreneau::webhooks::sender::Sender::new(&settings).unwrap();
-    let state = moncreneau::state::AppState {
-        pool,
-        settings: Arc::new(settings),
-        sender,
-        allowances: Default::default(),
-        bookings: Default::default(),
-        keys: Default::default(),
-    };
+    let state = moncreneau::state::AppState::new(pool, settings, sender);
     let routes = axum::Router::new()
         .route("/metrics-probe/panics", axum::routing::get(panics))
         .route("/metrics-probe/dawdles", axum::routing::get(dawdles));

@@ -26,6 +26,17 @@ const LIMITS_LEVEL: usize = 3;
 const CAPACITY_LEVEL: usize = 5;
 const STAFF_LEVEL: usize = 6;
 
+/// Released versions that the tests step down to.
+const LIST_INDEXES: i64 = 20261121000004;
+const CAPACITY: i64 = 20261122000001;
+const STAFF: i64 = 20261123000001;
+
+/// How many migrations come after `version`: the steps of a revert down to it.
+fn steps_above(version: i64) -> u32 {
+    let steps = versions().iter().filter(|v| **v > version).count();
+    u32::try_from(steps).expect("a few migrations")
+}
+
 #[test]
 fn every_up_has_its_down_and_every_down_its_up() {
     let of_type = |wanted: MigrationType| -> BTreeSet<i64> {
@@ -52,7 +63,7 @@ fn every_up_has_its_down_and_every_down_its_up() {
         Vec::<&i64>::new(),
         "down files without an up migration"
     );
-    assert_eq!(ups.len(), 8, "the released chain is all there");
+    assert_eq!(ups.len(), 9, "the released chain is all there");
 }
 
 #[test]
@@ -466,8 +477,17 @@ async fn stepping_down_below_the_webhook_isolation_and_up_again_keeps_every_row_
 
     let settings = test_settings(&app.database.url());
     // Down to the version before the webhook isolation (the event fan-out came after it).
-    let newest: Vec<i64> = versions().iter().rev().take(2).copied().collect();
-    assert_eq!(database::revert(&settings, 2, false).await.unwrap(), newest);
+    let steps = steps_above(STAFF);
+    let newest: Vec<i64> = versions()
+        .iter()
+        .rev()
+        .take(steps as usize)
+        .copied()
+        .collect();
+    assert_eq!(
+        database::revert(&settings, steps, false).await.unwrap(),
+        newest
+    );
     let lower = rows(&app.db).await;
     assert_same_rows(&as_lower(&head, &lower), &lower, "one step down");
     assert!(
@@ -542,7 +562,8 @@ async fn reverting_staff_with_workers_refuses_unless_told_to_discard_them() {
             .output()
             .expect("the binary runs")
     };
-    let refused = migrate(&["--revert", "3"]);
+    let steps = steps_above(CAPACITY).to_string();
+    let refused = migrate(&["--revert", &steps]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "refused: {stderr}");
     assert!(
@@ -558,7 +579,7 @@ async fn reverting_staff_with_workers_refuses_unless_told_to_discard_them() {
         .unwrap();
     assert_eq!(applied, versions().len() as i64);
 
-    let discarded = migrate(&["--revert", "3", "--discard"]);
+    let discarded = migrate(&["--revert", &steps, "--discard"]);
     assert!(
         discarded.status.success(),
         "{}",
@@ -604,7 +625,7 @@ async fn reverting_capacity_with_a_slot_above_a_lowered_capacity_refuses_unless_
     )
     .await;
     let settings = test_settings(&app.database.url());
-    let refused = database::revert(&settings, 4, false)
+    let refused = database::revert(&settings, steps_above(LIST_INDEXES), false)
         .await
         .expect_err("two live appointments cannot share a slot of capacity 1 in seats");
     let message = format!("{refused:#}");
@@ -618,7 +639,9 @@ async fn reverting_capacity_with_a_slot_above_a_lowered_capacity_refuses_unless_
         .unwrap();
     assert_eq!(applied, versions().len() as i64, "nothing was reverted");
 
-    database::revert(&settings, 4, true).await.unwrap();
+    database::revert(&settings, steps_above(LIST_INDEXES), true)
+        .await
+        .unwrap();
     let seats: Vec<i32> = sqlx::query_scalar("SELECT seat FROM appointments ORDER BY id")
         .fetch_all(&app.db)
         .await

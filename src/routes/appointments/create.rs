@@ -20,7 +20,7 @@ use crate::idempotency::{self, request_hash, Claim, IdempotencyKey};
 use crate::metrics;
 use crate::openapi::{link, refer_response};
 use crate::state::AppState;
-use crate::store::appointments::{self as store, Caller};
+use crate::store::appointments::{self as store, AppointmentRow, Caller};
 
 /// Books a slot: 201 with the appointment, `CONFIRMED`, one credit consumed.
 /// With an `Idempotency-Key`, a repeated request replays the first response instead.
@@ -78,11 +78,29 @@ async fn book_once(
     state: &AppState,
     booking: &NewAppointment,
 ) -> ApiResult<Response> {
-    // The booking is one statement, its own transaction (see `store::book`).
-    let mut connection = state.pool.acquire().await?;
-    let bytes = book(&mut connection, auth, state, booking).await?;
+    let public_url = &state.settings.public_url;
+    let caller = Caller {
+        tenant: auth.tenant,
+        key_id: &auth.key_id,
+    };
+    let describe = |row: &AppointmentRow| describe_created(row, public_url);
+    // On a department this process read before, written together with the other bookings of
+    // that department that arrive meanwhile (see `booking_batches`); else, or when what was
+    // read changed since, on a fresh read, in one statement of its own (see `store::book`).
+    let remembered = store::remembered(&state.bookings, &caller, booking, &describe);
+    let written = match remembered {
+        Some(remembered) => state.booking_batches.write(remembered).await?,
+        None => None,
+    };
+    let appointment = match written {
+        Some(appointment) => appointment,
+        None => {
+            let mut connection = state.pool.acquire().await?;
+            store::book_afresh(&mut connection, &state.bookings, &caller, booking, describe).await?
+        }
+    };
     metrics::booking_created();
-    Ok(created(bytes))
+    Ok(created(created_body(&appointment, public_url)?))
 }
 
 /// Books under an `Idempotency-Key`: the booking and its stored response commit together. A
@@ -136,12 +154,22 @@ async fn book(
         key_id: &auth.key_id,
     };
     let appointment = store::book(connection, &state.bookings, &caller, booking, |row| {
-        let mut event = AppointmentEvent::of(Appointment::new(row, public_url));
-        event.object.credits_used = Some(1);
-        event.to_data()
+        describe_created(row, public_url)
     })
     .await?;
-    serde_json::to_vec(&Appointment::new(&appointment, public_url)).map_err(ApiError::internal)
+    created_body(&appointment, public_url)
+}
+
+/// The `data` of the `appointment.created` event of `row`.
+fn describe_created(row: &AppointmentRow, public_url: &str) -> ApiResult<serde_json::Value> {
+    let mut event = AppointmentEvent::of(Appointment::new(row, public_url));
+    event.object.credits_used = Some(1);
+    event.to_data()
+}
+
+/// The 201 body of the booked `appointment`.
+fn created_body(appointment: &AppointmentRow, public_url: &str) -> ApiResult<Vec<u8>> {
+    serde_json::to_vec(&Appointment::new(appointment, public_url)).map_err(ApiError::internal)
 }
 
 pub fn docs(mut op: TransformOperation) -> TransformOperation {
