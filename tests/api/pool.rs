@@ -39,3 +39,27 @@ async fn a_statement_is_planned_once_for_any_values() {
         .unwrap();
     assert_eq!(mode, moncreneau::database::PLAN_CACHE_MODE);
 }
+
+/// No statement is compiled to machine code: a plan for any values can be estimated dear
+/// enough to be compiled at every execution, for far longer than it runs.
+#[tokio::test]
+async fn no_statement_is_compiled_to_machine_code() {
+    let database = TestDatabase::create().await;
+    let settings = test_settings(&database.url());
+    let options = PgConnectOptions::from_str(&database.url()).unwrap();
+    let pool = moncreneau::database::pool(options, &settings);
+    // A plan estimated far above the default threshold of compilation (jit_above_cost).
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT count(*) FROM generate_series(1, 100000000) a, generate_series(1, 1000) b",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("JIT"), "{plan}");
+    let jit: String = sqlx::query_scalar("SHOW jit")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(jit, "off");
+}
