@@ -569,9 +569,6 @@ async fn write(
         Written::Booked => Ok(Some(appointment)),
         Written::Stale => Ok(None),
         Written::KeyRefused => Err(api_keys::refused()),
-        Written::Refused(refusal) => Err(ApiError::internal(anyhow::anyhow!(
-            "a lone booking statement answered a refusal: {refusal:?}"
-        ))),
     }
 }
 
@@ -610,6 +607,14 @@ struct Seen {
     /// Whether the staff member named is active: `None` when none was named or it is not one
     /// of the department's.
     worker_active: Option<bool>,
+}
+
+impl Seen {
+    /// Forgets the department in `memo`: it was found changed.
+    fn forget(&self, memo: &BookingMemo) {
+        let department = &self.known.department;
+        memo.forget(department.tenant(), department.id);
+    }
 }
 
 /// A department as a read for a booking returns it, with what the write needs from the same
@@ -798,11 +803,12 @@ async fn write_booking(
 
 /// Writes `bookings` (all of one department, see [`Remembered::department`]) in one call and one
 /// transaction, each as [`write_booking`] writes a lone one, in a subtransaction of its own
-/// (migration `bookings_together`): what each did, in their order.
+/// (migration `bookings_together`): what each did, or why the database refused it, in their
+/// order.
 pub async fn write_together(
     connection: &mut PgConnection,
     bookings: &[Remembered],
-) -> Result<Vec<Written>, sqlx::Error> {
+) -> Result<Vec<Result<Written, Refusal>>, sqlx::Error> {
     let records: Vec<BookingRecord<'_>> = bookings.iter().map(BookingRecord::of).collect();
     let rows: Vec<Outcome> = sqlx::query_as(
         "SELECT outcome, error_code, error_constraint, error_message FROM book_appointments($1)",
@@ -820,10 +826,10 @@ pub async fn write_together(
     Ok(rows
         .into_iter()
         .map(|row| match row.outcome.as_str() {
-            "booked" => Written::Booked,
-            "stale" => Written::Stale,
-            "key_refused" => Written::KeyRefused,
-            _ => Written::Refused(Refusal {
+            "booked" => Ok(Written::Booked),
+            "stale" => Ok(Written::Stale),
+            "key_refused" => Ok(Written::KeyRefused),
+            _ => Err(Refusal {
                 code: row.error_code.unwrap_or_default(),
                 constraint: row.error_constraint.filter(|name| !name.is_empty()),
                 message: row.error_message.unwrap_or_default(),
@@ -846,8 +852,7 @@ pub async fn write_alone(
     } = booking;
     let written = write(connection, &key_id, &seen, decided).await?;
     if written.is_none() {
-        let department = &seen.known.department;
-        memo.forget(department_tenant(department), department.id);
+        seen.forget(memo);
     }
     Ok(written)
 }
@@ -859,12 +864,13 @@ pub async fn write_alone(
 pub fn settle(
     memo: &BookingMemo,
     booking: Remembered,
-    written: Written,
+    written: Result<Written, Refusal>,
 ) -> ApiResult<Option<AppointmentRow>> {
     match written {
-        Written::Booked => return Ok(Some(booking.decided.appointment)),
-        Written::KeyRefused => return Err(api_keys::refused()),
-        Written::Refused(refusal) => {
+        Ok(Written::Booked) => return Ok(Some(booking.decided.appointment)),
+        Ok(Written::KeyRefused) => return Err(api_keys::refused()),
+        Ok(Written::Stale) => {}
+        Err(refusal) => {
             if let Some(error) = refusal.constraint.as_deref().and_then(refusal_for) {
                 return Err(error);
             }
@@ -874,18 +880,9 @@ pub fn settle(
                 "a booking written together failed; it is booked again on its own"
             );
         }
-        Written::Stale => {}
     }
-    let department = &booking.seen.known.department;
-    memo.forget(department_tenant(department), department.id);
+    booking.seen.forget(memo);
     Ok(None)
-}
-
-fn department_tenant(department: &Department) -> Tenant {
-    Tenant {
-        organization_id: department.organization_id,
-        livemode: department.livemode,
-    }
 }
 
 /// What `book_appointments` answers for one booking.
@@ -998,8 +995,6 @@ pub enum Written {
     Stale,
     /// The key the request presented is revoked or expired: nothing was written.
     KeyRefused,
-    /// Written together with others (see [`write_together`]): refused by the database.
-    Refused(Refusal),
 }
 
 /// Every column a PATCH may change, as they are to be stored.

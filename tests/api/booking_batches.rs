@@ -119,6 +119,14 @@ fn booking(department: i64, time: &str, name: &str, user: Option<&str>) -> Value
     body
 }
 
+/// One booking of `department` at each of `times`, all named alike.
+fn queued_at(department: i64, times: &[&str]) -> Vec<Value> {
+    times
+        .iter()
+        .map(|time| booking(department, time, "Queued", None))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_bookings_written_together_leave_the_others_booked() {
     let app = spawn_app().await;
@@ -203,10 +211,7 @@ async fn bookings_written_together_spend_no_credit_they_do_not_have() {
 
     let held = hold_department(&app, department).await;
     let times = ["09:00", "09:30", "10:00", "10:30", "11:00", "11:30"];
-    let queued = times[1..]
-        .iter()
-        .map(|time| booking(department, time, "Queued", None))
-        .collect();
+    let queued = queued_at(department, &times[1..]);
     let responses = written_together(
         &app,
         &key,
@@ -246,10 +251,7 @@ async fn a_key_revoked_while_its_bookings_wait_is_refused_to_each_of_them() {
     let before = app.footprint().await;
 
     let held = hold_department(&app, department).await;
-    let queued = ["10:00", "11:00", "12:00"]
-        .iter()
-        .map(|time| booking(department, time, "Queued", None))
-        .collect();
+    let queued = queued_at(department, &["10:00", "11:00", "12:00"]);
     let path = format!("/api-keys/{}", issued.api_key.id);
     let responses = written_together(
         &app,
@@ -299,10 +301,7 @@ async fn a_department_deactivated_while_its_bookings_wait_refuses_each_of_them()
         .execute(&mut *held)
         .await
         .unwrap();
-    let queued = ["10:00", "11:00", "12:00"]
-        .iter()
-        .map(|time| booking(department, time, "Queued", None))
-        .collect();
+    let queued = queued_at(department, &["10:00", "11:00", "12:00"]);
     let responses = written_together(
         &app,
         &key,

@@ -3,8 +3,16 @@
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
+use sqlx::PgPool;
 
 use crate::helpers::{test_settings, TestDatabase};
+
+/// A pool on `database` as the server opens it.
+fn service_pool(database: &TestDatabase) -> PgPool {
+    let settings = test_settings(&database.url());
+    let options = PgConnectOptions::from_str(&database.url()).unwrap();
+    moncreneau::database::pool(options, &settings)
+}
 
 /// A prepared statement is planned once per connection, for any values: Postgres would
 /// otherwise plan each of the first five executions for its values, and keep doing so for
@@ -12,9 +20,7 @@ use crate::helpers::{test_settings, TestDatabase};
 #[tokio::test]
 async fn a_statement_is_planned_once_for_any_values() {
     let database = TestDatabase::create().await;
-    let settings = test_settings(&database.url());
-    let options = PgConnectOptions::from_str(&database.url()).unwrap();
-    let pool = moncreneau::database::pool(options, &settings);
+    let pool = service_pool(&database);
     let mut connection = pool.acquire().await.unwrap();
     let statement = "SELECT count(*) FROM appointments WHERE department_id = $1 /* planned */";
     for department in 0..12_i64 {
@@ -45,9 +51,7 @@ async fn a_statement_is_planned_once_for_any_values() {
 #[tokio::test]
 async fn no_statement_is_compiled_to_machine_code() {
     let database = TestDatabase::create().await;
-    let settings = test_settings(&database.url());
-    let options = PgConnectOptions::from_str(&database.url()).unwrap();
-    let pool = moncreneau::database::pool(options, &settings);
+    let pool = service_pool(&database);
     // A plan estimated far above the default threshold of compilation (jit_above_cost).
     let plan: Vec<String> = sqlx::query_scalar(
         "EXPLAIN SELECT count(*) FROM generate_series(1, 100000000) a, generate_series(1, 1000) b",
