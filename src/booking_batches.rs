@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::booking_memo::BookingMemo;
 use crate::error::{is_transient, ApiError, ApiResult};
+use crate::kept_connection::KeptConnection;
 use crate::metrics;
 use crate::store::appointments::{self as store, AppointmentRow, Remembered};
 
@@ -40,7 +41,8 @@ type Answer = ApiResult<Option<AppointmentRow>>;
 type Waiting = HashMap<Department, Vec<(Remembered, oneshot::Sender<Answer>)>>;
 
 pub struct BookingBatches {
-    pool: PgPool,
+    /// Where each write takes its connection, and leaves it after a completed write.
+    connection: Arc<KeptConnection>,
     memo: Arc<BookingMemo>,
     waiting: Mutex<Waiting>,
 }
@@ -48,7 +50,7 @@ pub struct BookingBatches {
 impl BookingBatches {
     pub fn new(pool: PgPool, memo: Arc<BookingMemo>) -> Self {
         Self {
-            pool,
+            connection: Arc::new(KeptConnection::new(pool)),
             memo,
             waiting: Mutex::default(),
         }
@@ -87,8 +89,12 @@ impl BookingBatches {
                 batches: self,
                 department,
             };
-            let mut connection = self.pool.acquire().await?;
-            return store::write_alone(&mut connection, &self.memo, booking).await;
+            let mut connection = self.connection.take().await?;
+            let written = store::write_alone(&mut connection, &self.memo, booking).await;
+            if written.is_ok() {
+                self.connection.keep(connection);
+            }
+            return written;
         }
         answer.await.map_err(|_| {
             ApiError::internal(anyhow::anyhow!(
@@ -130,8 +136,14 @@ impl BookingBatches {
     async fn write_batch(&self, batch: Vec<(Remembered, oneshot::Sender<Answer>)>) {
         let (bookings, replies): (Vec<Remembered>, Vec<_>) = batch.into_iter().unzip();
         metrics::bookings_written_together(bookings.len() as u64);
-        let written = match self.pool.acquire().await {
-            Ok(mut connection) => store::write_together(&mut connection, &bookings).await,
+        let written = match self.connection.take().await {
+            Ok(mut connection) => {
+                let written = store::write_together(&mut connection, &bookings).await;
+                if written.is_ok() {
+                    self.connection.keep(connection);
+                }
+                written
+            }
             Err(error) => Err(error),
         };
         match written {

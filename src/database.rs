@@ -163,8 +163,10 @@ fn describe_revert_error(version: i64, error: sqlx::Error) -> anyhow::Error {
 /// not answer is dropped instead of pinning a place in the pool.
 ///
 /// Round trips: a statement on the pool costs itself plus the one check sqlx always makes when a
-/// connection comes back (a `Sync`, which also settles what a cancelled request left open). Two
-/// more checks used to surround it, and are now made only when they can find something:
+/// connection comes back (a `Sync`, which also settles what a cancelled request left open); the
+/// writers of bookings skip that one by keeping their connection between writes
+/// (`kept_connection`). Two more checks used to surround it, and are now made only when they can
+/// find something:
 /// - on release, answers still owed by the server (a request cancelled mid-statement) are
 ///   drained within the statement bound, else the connection is closed; a connection whose last
 ///   statement completed owes nothing, and this costs no round trip;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod json_objects;
+pub mod kept_connection;
 pub mod known_keys;
 pub mod ledger;
 pub mod metrics;

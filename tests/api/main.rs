@@ -23,6 +23,7 @@ mod departments;
 mod hostile_input;
 mod hostile_receivers;
 mod idempotency;
+mod kept_connection;
 mod metrics;
 mod migrations;
 mod model;

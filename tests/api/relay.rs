@@ -1,7 +1,7 @@
 //! A TCP relay between a server under test and Postgres, to cut, stall or drop a database link on
 //! command without touching the shared Postgres.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,10 @@ use crate::helpers::{base_options, TestDatabase};
 
 /// The simple-protocol `COMMIT` query as sqlx sends it: `Q`, length 11, `COMMIT\0`.
 const COMMIT: &[u8] = b"Q\x00\x00\x00\x0bCOMMIT\x00";
+
+/// The head of `ReadyForQuery` with the session idle (`Z`, length 5, `I`): Postgres ends every
+/// exchange outside a transaction with it, so each one is a round trip completed.
+const READY_IDLE: &[u8] = b"Z\x00\x00\x00\x05I";
 
 /// What happens at the `COMMIT` of a transaction that carried the armed marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,7 @@ struct Shared {
     links: Mutex<Vec<AbortHandle>>,
     armed: Mutex<Option<Armed>>,
     fired: Notify,
+    round_trips: AtomicUsize,
 }
 
 pub struct DatabaseRelay {
@@ -104,6 +109,11 @@ impl DatabaseRelay {
         });
     }
 
+    /// The round trips completed outside a transaction on every link so far (see [`READY_IDLE`]).
+    pub fn round_trips(&self) -> usize {
+        self.shared.round_trips.load(Ordering::SeqCst)
+    }
+
     /// Waits until the armed fault has happened (at most 20 s).
     pub async fn fired(&self) {
         tokio::time::timeout(Duration::from_secs(20), self.shared.fired.notified())
@@ -124,6 +134,9 @@ async fn relay_link(mut client: TcpStream, mut server: TcpStream, shared: &Share
     let mut from_client = vec![0_u8; 64 * 1024];
     let mut from_server = vec![0_u8; 64 * 1024];
     let mut marked = false;
+    // The end of the last chunk from Postgres, so that a `ReadyForQuery` split between two
+    // chunks is counted.
+    let mut tail: Vec<u8> = Vec::new();
     loop {
         tokio::select! {
             read = client.read(&mut from_client) => {
@@ -165,6 +178,11 @@ async fn relay_link(mut client: TcpStream, mut server: TcpStream, shared: &Share
             }
             read = server.read(&mut from_server) => {
                 let Ok(n @ 1..) = read else { return };
+                tail.extend_from_slice(&from_server[..n]);
+                let ready = tail.windows(READY_IDLE.len()).filter(|w| *w == READY_IDLE).count();
+                shared.round_trips.fetch_add(ready, Ordering::SeqCst);
+                let keep = tail.len().min(READY_IDLE.len() - 1);
+                tail.drain(..tail.len() - keep);
                 if client.write_all(&from_server[..n]).await.is_err() {
                     return;
                 }
