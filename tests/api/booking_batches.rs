@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
-use sqlx::{Postgres, Transaction};
+use sqlx::{Connection, Postgres, Transaction};
 
-use crate::helpers::{expect_error, expect_status, slot, spawn_app, TestApp};
+use crate::helpers::{
+    expect_error, expect_status, slot, spawn_app, spawn_app_with, test_settings, TestApp,
+    TestDatabase,
+};
+use crate::relay::DatabaseRelay;
 
 /// What this test process's servers report waiting to be written together (every server of
 /// the process records into one recorder).
@@ -321,4 +325,120 @@ async fn a_department_deactivated_while_its_bookings_wait_refuses_each_of_them()
         .await;
     }
     assert_eq!(app.footprint().await, before, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_whose_call_lost_its_link_fail_each_and_none_is_written_twice() {
+    let database = TestDatabase::create().await;
+    let relay = DatabaseRelay::start().await;
+    let settings = test_settings(&relay.url(&database));
+    let app = spawn_app_with(database, settings).await;
+    let key = app.org.test_key.clone();
+    let department = app.create_department(&key, 50).await;
+    let worker = app.create_worker(&key, department, "Busy").await;
+    warm_up(&app, &key, department).await;
+    let before = app.footprint().await;
+    let balance = app.balance(&key).await;
+
+    // The first booking waits for the department; the queued ones name a staff member whose
+    // row is held too, so that their call waits for it once the first one is written.
+    let held = hold_department(&app, department).await;
+    // On a connection of its own: the test's pool has two, for the department and the checks.
+    let mut staff = sqlx::PgConnection::connect(&app.database.url())
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut staff).await.unwrap();
+    sqlx::query("SELECT 1 FROM workers WHERE id = $1 FOR UPDATE")
+        .bind(worker)
+        .execute(&mut staff)
+        .await
+        .unwrap();
+    let waiting_before = bookings_waiting();
+    let first_body = booking(department, "09:00", "First", None);
+    let first = app.post("/appointments", &key, &first_body);
+    let rest = async {
+        until("the first booking waits for the department", async || {
+            writes_waiting_for_a_lock(&app).await == 1
+        })
+        .await;
+        let bodies: Vec<Value> = queued_at(department, &["10:00", "11:00", "12:00"])
+            .into_iter()
+            .map(|mut body| {
+                body["workerId"] = json!(worker);
+                body
+            })
+            .collect();
+        let queued = join_all(
+            bodies
+                .iter()
+                .map(|body| app.post("/appointments", &key, body)),
+        );
+        let cut = async {
+            until("the others wait in the server", async || {
+                bookings_waiting() >= waiting_before + 3.0
+            })
+            .await;
+            held.commit().await.unwrap();
+            until("their call waits for the staff member", async || {
+                let first_written: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM appointments WHERE name = 'First'")
+                        .fetch_one(&app.db)
+                        .await
+                        .unwrap();
+                first_written == 1 && writes_waiting_for_a_lock(&app).await == 1
+            })
+            .await;
+            // The link goes with the call in flight.
+            relay.cut();
+            relay.restore();
+        };
+        let (responses, ()) = tokio::join!(queued, cut);
+        responses
+    };
+    let (first, queued) = tokio::join!(first, rest);
+
+    expect_status(first, StatusCode::CREATED).await;
+    for response in queued {
+        expect_error(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+        )
+        .await;
+    }
+    // The call reached the database before its link went: once the staff member is free, it
+    // commits or rolls back as a whole (Postgres may notice the lost client first), and nothing
+    // sends it again.
+    sqlx::raw_sql("COMMIT").execute(&mut staff).await.unwrap();
+    until("the orphaned call is done", async || {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND state = 'active'
+                AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        running == 0
+    })
+    .await;
+    let after = app.footprint().await;
+    let written = after.appointments - before.appointments;
+    assert!(
+        written == 1 || written == 4,
+        "the first one, and the call's three all or none: {written}"
+    );
+    assert_eq!(after.ledger_lines, before.ledger_lines + written);
+    assert_eq!(after.events, before.events + written);
+    assert_eq!(app.balance(&key).await, balance - written);
+    // The department is not left as being written: the next booking goes through.
+    let next = app
+        .post(
+            "/appointments",
+            &key,
+            &booking(department, "13:00", "Next", None),
+        )
+        .await;
+    expect_status(next, StatusCode::CREATED).await;
+    app.assert_ledger_consistent().await;
 }
