@@ -173,29 +173,28 @@ rows = []
 def row(path, server, reference, ratio, bar, held):
     rows.append((path, server, reference, ratio, bar, "yes" if held else "NO"))
 ms = lambda v: "-" if v is None else f"{v:,.1f} ms"
-def both_turns(name):
-    parts = [r(f"{name}_{turn}") for turn in (1, 2)]
+# One side of a row measured in turns: rate and p50 the means of its turns, p99 the worst turn's,
+# and the answers other than 200.
+def turns(name, count):
+    parts = [r(f"{name}_{turn}") for turn in range(1, count + 1)]
     mean = lambda key: None if any(p[key] is None for p in parts) else sum(p[key] for p in parts) / len(parts)
     return {"rps": mean("rps"), "p50": mean("p50"),
-            "p99": None if any(p["p99"] is None for p in parts) else max(p["p99"] for p in parts)}
+            "p99": None if any(p["p99"] is None for p in parts) else max(p["p99"] for p in parts),
+            "refused": sum(n for p in parts for s, n in p.get("statuses", {}).items() if s != "200")}
+booked = {c: turns(f"book_{c}", 2) for c in (1, 4, 16, 64)}
 for c in (1, 4, 16, 64):
-    b, p = both_turns(f"book_{c}"), both_turns(f"ceiling_{c}")
+    b, p = booked[c], turns(f"ceiling_{c}", 2)
     ratio = b["rps"] / p["rps"]
     row(f"POST /appointments @{c} vs pgbench", f"{b['rps']:,.0f}/s p50 {ms(b['p50'])} p99 {ms(b['p99'])}",
         f"{p['rps']:,.0f} tps p50 {ms(p['p50'])} p99 {ms(p['p99'])}", f"{ratio:.2f}x", ">= 1.0x", ratio >= 1.0)
-b16 = both_turns("book_16")
+b16 = booked[16]
 row("POST /appointments p99 @16", ms(b16["p99"]), "", "", "< 50 ms", b16["p99"] is not None and b16["p99"] < 50)
 a, g = r("availability"), r("dept_off")
 ratio = a["rps"] / g["rps"]
 row(f"availability 31 days ({slots} slots) vs GET /departments/{{id}} @64", f"{a['rps']:,.0f}/s p99 {ms(a['p99'])}",
     f"{g['rps']:,.0f}/s p99 {ms(g['p99'])}", f"{ratio:.2f}x", ">= 0.5x", ratio >= 0.5)
 row("availability p99 @64", ms(a["p99"]), "", "", "< 50 ms", a["p99"] is not None and a["p99"] < 50)
-def turns(side):
-    parts = [r(f"dept_{side}_{turn}") for turn in range(1, 7)]
-    return {"rps": sum(p["rps"] for p in parts) / len(parts),
-            "p99": max(p["p99"] for p in parts if p["p99"] is not None),
-            "refused": sum(n for p in parts for s, n in p["statuses"].items() if s != "200")}
-on, off = turns("on"), turns("off")
+on, off = turns("dept_on", 6), turns("dept_off", 6)
 ratio = on["rps"] / off["rps"]
 refused = on["refused"] + off["refused"]
 row(f"rate limit on ({int(rate_limit):,}/h) vs off, GET /departments/{{id}} @64",
@@ -216,7 +215,7 @@ print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 for x in rows:
     print(line(x))
 print()
-best = max((both_turns(f"book_{c}")["rps"], c) for c in (1, 4, 16, 64))
+best = max((b["rps"], c) for c, b in booked.items())
 print(f"bookings one organization takes: {best[0]:,.0f}/s (at {best[1]} connections)")
 f = r("flash")
 others = lambda part: {s: n for s, n in part["statuses"].items() if s not in ("201", "409", "200")}

@@ -91,9 +91,7 @@ impl BookingBatches {
             };
             let mut connection = self.connection.take().await?;
             let written = store::write_alone(&mut connection, &self.memo, booking).await;
-            if written.is_ok() {
-                self.connection.keep(connection);
-            }
+            self.connection.keep(connection, &written);
             return written;
         }
         answer.await.map_err(|_| {
@@ -139,9 +137,7 @@ impl BookingBatches {
         let written = match self.connection.take().await {
             Ok(mut connection) => {
                 let written = store::write_together(&mut connection, &bookings).await;
-                if written.is_ok() {
-                    self.connection.keep(connection);
-                }
+                self.connection.keep(connection, &written);
                 written
             }
             Err(error) => Err(error),

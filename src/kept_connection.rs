@@ -59,9 +59,17 @@ impl KeptConnection {
         }
     }
 
-    /// Keeps `connection`, whose last statement completed, for the next write; when one is
-    /// kept already, `connection` goes back to the pool.
-    pub fn keep(self: &Arc<Self>, connection: PoolConnection<Postgres>) {
+    /// Keeps `connection` for the next write when the write it served succeeded (`written`):
+    /// its last statement completed and nothing is owed. Otherwise, or when one is kept
+    /// already, `connection` goes back to the pool.
+    pub fn keep<T, E>(
+        self: &Arc<Self>,
+        connection: PoolConnection<Postgres>,
+        written: &Result<T, E>,
+    ) {
+        if written.is_err() {
+            return;
+        }
         let mut slot = self.slot();
         if slot.kept.is_some() {
             return;
